@@ -8,8 +8,8 @@ and returns the event dict that goes to the log and the exporters.
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -93,21 +93,27 @@ class Tally:
     without_usage: list[None] = field(default_factory=list)
 
 
-_TOKEN_FIELDS = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "reasoning_tokens",
-)
-
-
 def _token_fields(u: Usage) -> dict[str, Any]:
-    row: dict[str, Any] = {name: getattr(u, name) or 0 for name in _TOKEN_FIELDS}
-    row["total_tokens"] = row["input_tokens"] + row["output_tokens"]
+    inp = u.input_tokens or 0
+    out = u.output_tokens or 0
+    row: dict[str, Any] = {
+        "input_tokens": inp,
+        "output_tokens": out,
+        "total_tokens": inp + out,
+        "cache_read_input_tokens": u.cache_read_input_tokens or 0,
+        "cache_creation_input_tokens": u.cache_creation_input_tokens or 0,
+        "reasoning_tokens": u.reasoning_tokens or 0,
+    }
     if u.cache_creation_1h_input_tokens is not None:
         row["cache_creation_1h_input_tokens"] = u.cache_creation_1h_input_tokens
     return row
+
+
+def _sum_usage(calls: list[Call]) -> Usage:
+    total = calls[0].usage
+    for call in calls[1:]:
+        total = total + call.usage
+    return total
 
 
 def _sum_money(values: list[float | None]) -> float | None:
@@ -136,31 +142,26 @@ def build_event(
         return None
     duration_ms = (time.perf_counter() - tally.started) * 1000.0
 
-    per_model: dict[str, tuple[Usage, str | None, int, list[float | None], list[float | None]]] = {}
+    by_model: dict[str, list[Call]] = {}
     for call in calls:
-        cost = pricer.cost(call.model, call.provider, call.usage)
-        saved = pricer.savings(call.model, call.provider, call.usage)
-        prev = per_model.get(call.model)
-        if prev is None:
-            per_model[call.model] = (call.usage, call.provider, 1, [cost], [saved])
-        else:
-            usage, provider, n, costs, savings = prev
-            costs.append(cost)
-            savings.append(saved)
-            per_model[call.model] = (usage + call.usage, provider or call.provider, n + 1, costs, savings)
+        by_model.setdefault(call.model, []).append(call)
 
-    total = Usage()
     models: dict[str, ModelUsage] = {}
     all_costs: list[float | None] = []
     all_savings: list[float | None] = []
-    for name, (usage, provider, n, costs, savings) in per_model.items():
-        total = total + usage
-        row: dict[str, Any] = {"provider": provider, **_token_fields(usage), "llm_calls": n}
+    for name, group in by_model.items():
+        # Priced call by call: long-context tiers apply per request, not per sum.
+        costs = [pricer.cost(c.model, c.provider, c.usage) for c in group]
+        savings = [pricer.savings(c.model, c.provider, c.usage) for c in group]
+        provider = next((c.provider for c in group if c.provider), None)
+        row: dict[str, Any] = {"provider": provider, **_token_fields(_sum_usage(group))}
+        row["llm_calls"] = len(group)
         row["cost_usd"] = _sum_money(costs)
         row["cache_savings_usd"] = _sum_money(savings)
         models[name] = row  # type: ignore[assignment]
-        all_costs.extend(costs)
-        all_savings.extend(savings)
+        all_costs += costs
+        all_savings += savings
+    total = _sum_usage(calls)
 
     if model_label:
         model = model_label
@@ -172,7 +173,7 @@ def build_event(
     event: dict[str, Any] = {
         "type": "llm_usage",
         "schema": SCHEMA,
-        "event_id": uuid.uuid4().hex,
+        "event_id": os.urandom(16).hex(),
         "invoke_id": invoke_id,
         "timestamp": datetime.now(timezone.utc).isoformat(),
         "session_id": session_id,

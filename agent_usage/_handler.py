@@ -28,7 +28,14 @@ from ._event import Call, LlmUsageEvent, Status, Tally, build_event
 from ._pricing import Pricer, PricesArg, default_pricer
 from ._usage import normalize_usage
 
-__all__ = ["EventSink", "Exporter", "InvokeHandler", "Recorder", "SessionArg", "UsageCallbackHandler"]
+__all__ = [
+    "EventSink",
+    "Exporter",
+    "InvokeHandler",
+    "Recorder",
+    "SessionArg",
+    "UsageCallbackHandler",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +125,7 @@ class Recorder:
                 model_label=self.model,
                 metadata=self.metadata,
             )
-        except Exception as exc:  # noqa: BLE001 - telemetry boundary
+        except Exception as exc:
             self.failures.failed("building the llm_usage event", exc)
             return None
         if event is None:
@@ -133,7 +140,7 @@ class Recorder:
         for exporter in self.exporters:
             try:
                 exporter.export(event)
-            except Exception as exc:  # noqa: BLE001 - exporters never break the agent
+            except Exception as exc:
                 self.failures.failed(f"exporting to {type(exporter).__name__}", exc)
         return event
 
@@ -311,7 +318,7 @@ class UsageCallbackHandler(_CallRecorder):
             else:
                 try:
                     sid = self._session_id({"metadata": dict(md), "tags": list(tags or [])})
-                except Exception as exc:  # noqa: BLE001 - telemetry boundary
+                except Exception as exc:
                     self.recorder.failures.failed("the session_id callable", exc)
         if sid is None:
             sid = md.get("thread_id")

@@ -282,7 +282,7 @@ def normalize_usage(source: object, *, raw: Mapping[str, Any] | None = None) -> 
     """
     try:
         return _normalize(source, raw)
-    except Exception:  # noqa: BLE001 - the normaliser is a telemetry boundary
+    except Exception:
         return None
 
 

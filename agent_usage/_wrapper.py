@@ -72,7 +72,9 @@ class TrackedAgent:
         prices: PricesArg = None,
         exporters: Sequence[Exporter] = (),
     ) -> None:
-        if not (callable(getattr(agent, "invoke", None)) or callable(getattr(agent, "ainvoke", None))):
+        if not (
+            callable(getattr(agent, "invoke", None)) or callable(getattr(agent, "ainvoke", None))
+        ):
             raise TypeError(f"track_usage needs a Runnable or compiled graph; got {agent!r}")
         if session_id is not None and not (isinstance(session_id, str) or callable(session_id)):
             raise TypeError(f"session_id must be a str, a callable or None; got {session_id!r}")
@@ -107,7 +109,7 @@ class TrackedAgent:
             else:
                 try:
                     sid = self._session_id(config)
-                except Exception as exc:  # noqa: BLE001 - telemetry boundary
+                except Exception as exc:
                     self._recorder.failures.failed("the session_id callable", exc)
         if sid is None:
             sid = (config.get("configurable") or {}).get("thread_id")
@@ -176,18 +178,14 @@ class TrackedAgent:
                 await aclose()
             call.end(failure)
 
-    def batch(
-        self, inputs: Sequence[Any], config: Any = None, **kwargs: Any
-    ) -> list[Any]:
+    def batch(self, inputs: Sequence[Any], config: Any = None, **kwargs: Any) -> list[Any]:
         """`invoke` each input (one event each), as `Runnable.batch` does."""
         from langchain_core.runnables.config import get_config_list
 
         configs = get_config_list(config, len(inputs))
-        return [self.invoke(x, c, **kwargs) for x, c in zip(inputs, configs)]
+        return [self.invoke(x, c, **kwargs) for x, c in zip(inputs, configs, strict=True)]
 
-    async def abatch(
-        self, inputs: Sequence[Any], config: Any = None, **kwargs: Any
-    ) -> list[Any]:
+    async def abatch(self, inputs: Sequence[Any], config: Any = None, **kwargs: Any) -> list[Any]:
         """`ainvoke` the inputs concurrently (one event each), as `Runnable.abatch` does."""
         import asyncio
 
@@ -195,7 +193,9 @@ class TrackedAgent:
 
         configs = get_config_list(config, len(inputs))
         return list(
-            await asyncio.gather(*(self.ainvoke(x, c, **kwargs) for x, c in zip(inputs, configs)))
+            await asyncio.gather(
+                *(self.ainvoke(x, c, **kwargs) for x, c in zip(inputs, configs, strict=True))
+            )
         )
 
 

@@ -19,10 +19,10 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
-from langchain_core.messages.ai import UsageMetadata
 from pydantic import ConfigDict, PrivateAttr
 
 __all__ = ["ScriptedChatModel", "usage_metadata"]
@@ -102,7 +102,9 @@ class ScriptedChatModel(BaseChatModel):
         params["ls_model_name"] = self.model_name
         return params
 
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[LanguageModelInput, AIMessage]:
+    def bind_tools(
+        self, tools: Sequence[Any], **kwargs: Any
+    ) -> Runnable[LanguageModelInput, AIMessage]:
         """Tools are accepted and ignored: the script decides which tools to call."""
         return self
 
@@ -155,9 +157,7 @@ class ScriptedChatModel(BaseChatModel):
             content="",
             id=message.id,
             tool_call_chunks=[
-                tool_call_chunk(
-                    name=tc["name"], args=_json(tc["args"]), id=tc.get("id"), index=i
-                )
+                tool_call_chunk(name=tc["name"], args=_json(tc["args"]), id=tc.get("id"), index=i)
                 for i, tc in enumerate(message.tool_calls)
             ],
             usage_metadata=message.usage_metadata,

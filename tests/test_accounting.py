@@ -62,7 +62,10 @@ def tool_agent(**kwargs: Any) -> Any:
     model = ScriptedChatModel(
         script=[
             two_tool_calls(um(100, 20, cache_read=50, reasoning=5)),
-            AIMessage(content="3 and 7", usage_metadata=um(200, 30, cache_creation=40, cache_creation_1h=10)),
+            AIMessage(
+                content="3 and 7",
+                usage_metadata=um(200, 30, cache_creation=40, cache_creation_1h=10),
+            ),
         ]
     )
     return create_agent(model, tools=[add], **kwargs)
@@ -107,17 +110,27 @@ async def test_checkpointed_thread_counts_only_the_new_turn(tmp_path: Path) -> N
             AIMessage(content="two", usage_metadata=um(250, 20, cache_read=90)),
         ]
     )
-    agent = track_usage(create_agent(model, tools=[], checkpointer=InMemorySaver()), EventLog(log_path))
+    agent = track_usage(
+        create_agent(model, tools=[], checkpointer=InMemorySaver()), EventLog(log_path)
+    )
     config = {"configurable": {"thread_id": "thread-7"}}
     await agent.ainvoke({"messages": [HumanMessage("hi")]}, config)
     result = await agent.ainvoke({"messages": [HumanMessage("again")]}, config)
 
     first, second = events(log_path)
     assert (first["input_tokens"], first["output_tokens"]) == (100, 10)
-    assert (second["input_tokens"], second["output_tokens"], second["cache_read_input_tokens"]) == (250, 20, 90)
+    assert (second["input_tokens"], second["output_tokens"], second["cache_read_input_tokens"]) == (
+        250,
+        20,
+        90,
+    )
     assert second["session_id"] == "thread-7"  # thread_id is the session fallback
     # What hand-summing the returned messages would have said: turn 1 again.
-    naive = sum(m.usage_metadata["input_tokens"] for m in result["messages"] if isinstance(m, AIMessage) and m.usage_metadata)
+    naive = sum(
+        m.usage_metadata["input_tokens"]
+        for m in result["messages"]
+        if isinstance(m, AIMessage) and m.usage_metadata
+    )
     assert naive == 350 != second["input_tokens"]
 
 
@@ -143,8 +156,13 @@ class State(TypedDict):
 async def test_model_in_tool_and_subgraph_counted_once_in_parent(tmp_path: Path) -> None:
     """A model called inside a tool and one inside a subgraph land once in the parent's event."""
     log_path = tmp_path / "events.jsonl"
-    tool_model = ScriptedChatModel(model_name="tool-model", script=[AIMessage(content="summary", usage_metadata=um(70, 7))])
-    sub_model = ScriptedChatModel(model_name="sub-model", script=[AIMessage(content="sub", usage_metadata=um(30, 3, reasoning=2))])
+    tool_model = ScriptedChatModel(
+        model_name="tool-model", script=[AIMessage(content="summary", usage_metadata=um(70, 7))]
+    )
+    sub_model = ScriptedChatModel(
+        model_name="sub-model",
+        script=[AIMessage(content="sub", usage_metadata=um(30, 3, reasoning=2))],
+    )
 
     @tool
     def summarise(text: str) -> str:
@@ -154,7 +172,11 @@ async def test_model_in_tool_and_subgraph_counted_once_in_parent(tmp_path: Path)
     agent_model = ScriptedChatModel(
         model_name="agent-model",
         script=[
-            AIMessage(content="", tool_calls=[{"name": "summarise", "args": {"text": "x"}, "id": "t1"}], usage_metadata=um(100, 10)),
+            AIMessage(
+                content="",
+                tool_calls=[{"name": "summarise", "args": {"text": "x"}, "id": "t1"}],
+                usage_metadata=um(100, 10),
+            ),
             AIMessage(content="done", usage_metadata=um(150, 15)),
         ],
     )
@@ -175,12 +197,22 @@ async def test_model_in_tool_and_subgraph_counted_once_in_parent(tmp_path: Path)
     tracked = track_usage(parent.compile(), EventLog(log_path))
     await tracked.ainvoke({"messages": [HumanMessage("go")]})
     [event] = events(log_path)
-    assert (event["input_tokens"], event["output_tokens"], event["reasoning_tokens"], event["llm_calls"]) == (
-        350, 35, 2, 4,
+    assert (
+        event["input_tokens"],
+        event["output_tokens"],
+        event["reasoning_tokens"],
+        event["llm_calls"],
+    ) == (
+        350,
+        35,
+        2,
+        4,
     )
     assert event["model"] == "mixed"
     assert {name: m["llm_calls"] for name, m in event["models"].items()} == {
-        "agent-model": 2, "tool-model": 1, "sub-model": 1,
+        "agent-model": 2,
+        "tool-model": 1,
+        "sub-model": 1,
     }
 
 
@@ -200,11 +232,16 @@ async def test_forty_concurrent_invokes_never_mix(tmp_path: Path) -> None:
     agent = track_usage(create_agent(echo_session_model(), tools=[]), EventLog(log_path))
     await asyncio.gather(
         *(
-            agent.ainvoke({"messages": [HumanMessage(str(i))]}, {"metadata": {"session_id": f"s{i}"}})
+            agent.ainvoke(
+                {"messages": [HumanMessage(str(i))]}, {"metadata": {"session_id": f"s{i}"}}
+            )
             for i in range(40)
         )
     )
-    got = {e["session_id"]: (e["input_tokens"], e["output_tokens"], e["llm_calls"]) for e in events(log_path)}
+    got = {
+        e["session_id"]: (e["input_tokens"], e["output_tokens"], e["llm_calls"])
+        for e in events(log_path)
+    }
     assert got == {f"s{i}": (1000 + i, i + 1, 1) for i in range(40)}
 
 
@@ -231,7 +268,9 @@ async def test_handler_matches_wrapper(tmp_path: Path) -> None:
     log_path = tmp_path / "events.jsonl"
     handler = UsageCallbackHandler(EventLog(log_path), session_id="h1")
     run_id = uuid.uuid4()
-    await tool_agent().ainvoke({"messages": [HumanMessage("add")]}, {"callbacks": [handler], "run_id": run_id})
+    await tool_agent().ainvoke(
+        {"messages": [HumanMessage("add")]}, {"callbacks": [handler], "run_id": run_id}
+    )
     [event] = events(log_path)
     assert tokens(event) == TOOL_AGENT_TOTALS
     assert event["session_id"] == "h1"
@@ -285,7 +324,7 @@ def failing_graph(boom: BaseException, model: ScriptedChatModel) -> Any:
 async def test_error_after_a_call_logs_the_call_and_reraises_the_same_exception(
     tmp_path: Path, method: str
 ) -> None:
-    """An invoke that raises after one model call: same exception object, status error, usage kept."""
+    """Raising after one call: the same exception object, status error, the usage kept."""
     log_path = tmp_path / "events.jsonl"
     boom = ValueError("boom")
     model = ScriptedChatModel(script=[AIMessage(content="a", usage_metadata=um(120, 12))])
@@ -297,7 +336,12 @@ async def test_error_after_a_call_logs_the_call_and_reraises_the_same_exception(
             agent.invoke({"messages": [HumanMessage("x")]})
     assert caught.value is boom
     [event] = events(log_path)
-    assert (event["status"], event["input_tokens"], event["output_tokens"], event["llm_calls"]) == ("error", 120, 12, 1)
+    assert (event["status"], event["input_tokens"], event["output_tokens"], event["llm_calls"]) == (
+        "error",
+        120,
+        12,
+        1,
+    )
 
 
 def two_step_graph() -> Any:
@@ -366,7 +410,9 @@ async def test_cancelled_task_logs_cancelled(tmp_path: Path) -> None:
 async def test_no_usage_writes_no_event_and_mixed_counts_calls_without(tmp_path: Path) -> None:
     """A call without usage alone writes nothing; beside one with usage it is counted."""
     log_path = tmp_path / "events.jsonl"
-    bare = GenericFakeChatModel(messages=iter([AIMessage(content="no usage"), AIMessage(content="again")]))
+    bare = GenericFakeChatModel(
+        messages=iter([AIMessage(content="no usage"), AIMessage(content="again")])
+    )
     await track_usage(bare, EventLog(log_path)).ainvoke("hi")
     assert events(log_path) == []
 
@@ -379,26 +425,48 @@ async def test_no_usage_writes_no_event_and_mixed_counts_calls_without(tmp_path:
     g.add_edge("priced", END)
     await track_usage(g.compile(), EventLog(log_path)).ainvoke({"messages": [HumanMessage("x")]})
     [event] = events(log_path)
-    assert (event["llm_calls"], event["llm_calls_without_usage"], event["input_tokens"]) == (1, 1, 5)
+    assert (event["llm_calls"], event["llm_calls_without_usage"], event["input_tokens"]) == (
+        1,
+        1,
+        5,
+    )
 
 
 SESSION_CASES = [
-    pytest.param({"metadata": {"session_id": "meta"}, "configurable": {"thread_id": "t"}}, "fixed", "meta", id="metadata-wins"),
+    pytest.param(
+        {"metadata": {"session_id": "meta"}, "configurable": {"thread_id": "t"}},
+        "fixed",
+        "meta",
+        id="metadata-wins",
+    ),
     pytest.param({"configurable": {"thread_id": "t"}}, "fixed", "fixed", id="wrapper-str"),
-    pytest.param({"configurable": {"thread_id": "t"}, "tags": ["u42"]}, lambda c: c["tags"][0], "u42", id="wrapper-callable"),
-    pytest.param({"configurable": {"thread_id": "t"}}, lambda c: None, "t", id="callable-none-then-thread"),
+    pytest.param(
+        {"configurable": {"thread_id": "t"}, "tags": ["u42"]},
+        lambda c: c["tags"][0],
+        "u42",
+        id="wrapper-callable",
+    ),
+    pytest.param(
+        {"configurable": {"thread_id": "t"}}, lambda c: None, "t", id="callable-none-then-thread"
+    ),
     pytest.param({"configurable": {"thread_id": "t"}}, None, "t", id="thread-id"),
     pytest.param({}, None, None, id="none"),
 ]
 
 
 @pytest.mark.parametrize(("config", "session", "expected"), SESSION_CASES)
-def test_session_id_resolution(tmp_path: Path, config: dict[str, Any], session: Any, expected: str | None) -> None:
-    """session_id: config metadata, else the wrapper's (called with config), else thread_id, else null."""
+def test_session_id_resolution(
+    tmp_path: Path, config: dict[str, Any], session: Any, expected: str | None
+) -> None:
+    """session_id: config metadata, else the wrapper's, else thread_id, else null."""
     log_path = tmp_path / "events.jsonl"
     model = ScriptedChatModel(script=[AIMessage(content="a", usage_metadata=um(1, 1))])
     checkpointer = InMemorySaver() if "configurable" in config else None
-    agent = track_usage(create_agent(model, tools=[], checkpointer=checkpointer), EventLog(log_path), session_id=session)
+    agent = track_usage(
+        create_agent(model, tools=[], checkpointer=checkpointer),
+        EventLog(log_path),
+        session_id=session,
+    )
     agent.invoke({"messages": [HumanMessage("x")]}, config)
     [event] = events(log_path)
     assert event["session_id"] == expected
@@ -407,7 +475,9 @@ def test_session_id_resolution(tmp_path: Path, config: dict[str, Any], session: 
 def test_wrapper_is_transparent(tmp_path: Path) -> None:
     """Same results as the bare agent, other attributes pass through, model label applies."""
     bare = tool_agent()
-    tracked = track_usage(tool_agent(), EventLog(tmp_path / "e.jsonl"), model="anthropic:claude-sonnet-4-5")
+    tracked = track_usage(
+        tool_agent(), EventLog(tmp_path / "e.jsonl"), model="anthropic:claude-sonnet-4-5"
+    )
     inputs = {"messages": [HumanMessage("add", id="h1")]}
     expected = bare.invoke(inputs)
     got = tracked.invoke(inputs)

@@ -27,7 +27,12 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
             "input_token_details": {"audio": 0, "cache_read": 800},
             "output_token_details": {"audio": 0, "reasoning": 200},
         },
-        {"input_tokens": 1000, "output_tokens": 300, "cache_read_input_tokens": 800, "reasoning_tokens": 200},
+        {
+            "input_tokens": 1000,
+            "output_tokens": 300,
+            "cache_read_input_tokens": 800,
+            "reasoning_tokens": 200,
+        },
     ),
     (
         # langchain-openai, service_tier="priority": detail keys prefixed, plus a
@@ -133,7 +138,9 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 ]
 
 
-@pytest.mark.parametrize(("metadata", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("metadata", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_usage_metadata_shapes(metadata: dict[str, Any], expected: dict[str, Any]) -> None:
     """Each integration's usage_metadata shape normalises to the canonical record."""
     got = normalize_usage(metadata)
@@ -149,39 +156,84 @@ def test_usage_metadata_shapes(metadata: dict[str, Any], expected: dict[str, Any
 RAW_CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     (
         "openai-token-usage",
-        {"token_usage": {"prompt_tokens": 120, "completion_tokens": 30,
-                         "prompt_tokens_details": {"cached_tokens": 100},
-                         "completion_tokens_details": {"reasoning_tokens": 20}}},
-        {"input_tokens": 120, "output_tokens": 30, "cache_read_input_tokens": 100, "reasoning_tokens": 20},
+        {
+            "token_usage": {
+                "prompt_tokens": 120,
+                "completion_tokens": 30,
+                "prompt_tokens_details": {"cached_tokens": 100},
+                "completion_tokens_details": {"reasoning_tokens": 20},
+            }
+        },
+        {
+            "input_tokens": 120,
+            "output_tokens": 30,
+            "cache_read_input_tokens": 100,
+            "reasoning_tokens": 20,
+        },
     ),
     (
         # Anthropic API usage: input excludes cache, split given under cache_creation.
         "anthropic-raw-usage",
-        {"usage": {"input_tokens": 10, "output_tokens": 7, "cache_read_input_tokens": 200,
-                   "cache_creation_input_tokens": 0,
-                   "cache_creation": {"ephemeral_5m_input_tokens": 30, "ephemeral_1h_input_tokens": 40}}},
-        {"input_tokens": 280, "output_tokens": 7, "cache_read_input_tokens": 200,
-         "cache_creation_input_tokens": 70, "cache_creation_1h_input_tokens": 40},
+        {
+            "usage": {
+                "input_tokens": 10,
+                "output_tokens": 7,
+                "cache_read_input_tokens": 200,
+                "cache_creation_input_tokens": 0,
+                "cache_creation": {
+                    "ephemeral_5m_input_tokens": 30,
+                    "ephemeral_1h_input_tokens": 40,
+                },
+            }
+        },
+        {
+            "input_tokens": 280,
+            "output_tokens": 7,
+            "cache_read_input_tokens": 200,
+            "cache_creation_input_tokens": 70,
+            "cache_creation_1h_input_tokens": 40,
+        },
     ),
     (
         "bedrock-converse",
-        {"usage": {"inputTokens": 50, "outputTokens": 5, "cacheReadInputTokens": 25,
-                   "cacheWriteInputTokens": 5}},
-        {"input_tokens": 80, "output_tokens": 5, "cache_read_input_tokens": 25,
-         "cache_creation_input_tokens": 5},
+        {
+            "usage": {
+                "inputTokens": 50,
+                "outputTokens": 5,
+                "cacheReadInputTokens": 25,
+                "cacheWriteInputTokens": 5,
+            }
+        },
+        {
+            "input_tokens": 80,
+            "output_tokens": 5,
+            "cache_read_input_tokens": 25,
+            "cache_creation_input_tokens": 5,
+        },
     ),
     (
         "gemini-thoughts-outside-candidates",
-        {"usage_metadata": {"prompt_token_count": 300, "candidates_token_count": 40,
-                            "cached_content_token_count": 100, "thoughts_token_count": 60}},
-        {"input_tokens": 300, "output_tokens": 100, "cache_read_input_tokens": 100,
-         "reasoning_tokens": 60},
+        {
+            "usage_metadata": {
+                "prompt_token_count": 300,
+                "candidates_token_count": 40,
+                "cached_content_token_count": 100,
+                "thoughts_token_count": 60,
+            }
+        },
+        {
+            "input_tokens": 300,
+            "output_tokens": 100,
+            "cache_read_input_tokens": 100,
+            "reasoning_tokens": 60,
+        },
     ),
 ]
 
 
-@pytest.mark.parametrize(("response_metadata", "expected"), [c[1:] for c in RAW_CASES],
-                         ids=[c[0] for c in RAW_CASES])
+@pytest.mark.parametrize(
+    ("response_metadata", "expected"), [c[1:] for c in RAW_CASES], ids=[c[0] for c in RAW_CASES]
+)
 def test_raw_fallback_when_no_usage_metadata(
     response_metadata: dict[str, Any], expected: dict[str, Any]
 ) -> None:
@@ -206,8 +258,11 @@ def test_usage_metadata_wins_over_raw() -> None:
     assert normalize_usage(message) == Usage(input_tokens=1, output_tokens=2)
 
 
-@pytest.mark.parametrize("source", [None, 3, "text", [], {}, AIMessage(content="no usage")],
-                         ids=["none", "int", "str", "list", "empty-dict", "message-without-usage"])
+@pytest.mark.parametrize(
+    "source",
+    [None, 3, "text", [], {}, AIMessage(content="no usage")],
+    ids=["none", "int", "str", "list", "empty-dict", "message-without-usage"],
+)
 def test_nothing_reported_is_none(source: object) -> None:
     """Inputs that carry no usage give None, not a zero record."""
     assert normalize_usage(source) is None
@@ -218,30 +273,51 @@ def test_total_and_sum() -> None:
     a = Usage(input_tokens=10, output_tokens=2, cache_read_input_tokens=4)
     b = Usage(input_tokens=5, output_tokens=1, reasoning_tokens=1)
     s = a + b
-    assert s == Usage(input_tokens=15, output_tokens=3, cache_read_input_tokens=4, reasoning_tokens=1)
+    assert s == Usage(
+        input_tokens=15, output_tokens=3, cache_read_input_tokens=4, reasoning_tokens=1
+    )
     assert s.total_tokens == 18
     assert s.cache_creation_input_tokens is None
 
 
 _values = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(10**12), max_value=10**12),
-    st.floats(allow_nan=True), st.text(max_size=5),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**12), max_value=10**12),
+    st.floats(allow_nan=True),
+    st.text(max_size=5),
 )
 _details = st.dictionaries(
-    st.sampled_from(["cache_read", "cache_creation", "reasoning", "audio", "priority",
-                     "priority_cache_read", "flex_reasoning", "ephemeral_5m_input_tokens",
-                     "ephemeral_1h_input_tokens", "other"]),
+    st.sampled_from(
+        [
+            "cache_read",
+            "cache_creation",
+            "reasoning",
+            "audio",
+            "priority",
+            "priority_cache_read",
+            "flex_reasoning",
+            "ephemeral_5m_input_tokens",
+            "ephemeral_1h_input_tokens",
+            "other",
+        ]
+    ),
     _values,
 )
 _metadata = st.one_of(
     st.fixed_dictionaries(
         {"input_tokens": _values, "output_tokens": _values},
-        optional={"input_token_details": st.one_of(_details, _values),
-                  "output_token_details": st.one_of(_details, _values),
-                  "total_tokens": _values},
+        optional={
+            "input_token_details": st.one_of(_details, _values),
+            "output_token_details": st.one_of(_details, _values),
+            "total_tokens": _values,
+        },
     ),
-    st.recursive(st.one_of(_values, st.just({})), lambda c: st.dictionaries(st.text(max_size=20), c),
-                 max_leaves=10),
+    st.recursive(
+        st.one_of(_values, st.just({})),
+        lambda c: st.dictionaries(st.text(max_size=20), c),
+        max_leaves=10,
+    ),
 )
 
 
@@ -251,17 +327,27 @@ def test_normaliser_never_raises_never_negative(metadata: Any) -> None:
     got = normalize_usage(metadata)
     if got is None:
         return
-    for name in ("input_tokens", "output_tokens", "cache_read_input_tokens",
-                 "cache_creation_input_tokens", "cache_creation_1h_input_tokens",
-                 "reasoning_tokens"):
+    for name in (
+        "input_tokens",
+        "output_tokens",
+        "cache_read_input_tokens",
+        "cache_creation_input_tokens",
+        "cache_creation_1h_input_tokens",
+        "reasoning_tokens",
+    ):
         value = getattr(got, name)
         assert value is None or (type(value) is int and value >= 0)
 
 
 _counts = st.one_of(st.none(), st.integers(min_value=0, max_value=10**9))
-_usages = st.builds(Usage, input_tokens=_counts, output_tokens=_counts,
-                    cache_read_input_tokens=_counts, cache_creation_input_tokens=_counts,
-                    reasoning_tokens=_counts)
+_usages = st.builds(
+    Usage,
+    input_tokens=_counts,
+    output_tokens=_counts,
+    cache_read_input_tokens=_counts,
+    cache_creation_input_tokens=_counts,
+    reasoning_tokens=_counts,
+)
 
 
 @given(_usages, _usages, _usages)
