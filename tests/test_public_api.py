@@ -1,0 +1,72 @@
+"""The public surface: exactly what DESIGN.md and the issues name, nothing else."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import agent_usage
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_all_is_exactly_the_public_api() -> None:
+    """agent_usage.__all__ is the documented API and every name in it exists."""
+    assert sorted(agent_usage.__all__) == sorted(
+        [
+            "EventLog",
+            "Usage",
+            "UsageCallbackHandler",
+            "afollow",
+            "follow",
+            "normalize_usage",
+            "read_events",
+            "report",
+            "track_usage",
+        ]
+    )
+    for name in agent_usage.__all__:
+        assert getattr(agent_usage, name) is not None
+
+
+def test_optional_extras_are_not_imported_by_the_package() -> None:
+    """Importing agent_usage (and its CLI) pulls in no optional integration."""
+    code = (
+        "import sys, agent_usage, agent_usage.cli; agent_usage.cli._build_parser(); "
+        "bad = [m for m in ('opentelemetry', 'posthog', 'duckdb') if m in sys.modules]; "
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_every_module_has_a_docstring() -> None:
+    """Each module of the package says what it is for."""
+    for path in sorted((ROOT / "agent_usage").rglob("*.py")):
+        rel = path.relative_to(ROOT).with_suffix("")
+        module = importlib.import_module(".".join(rel.parts).removesuffix(".__init__"))
+        assert module.__doc__, f"{rel} has no docstring"
+
+
+def test_ruff_is_clean() -> None:
+    """ruff finds nothing in the package, tests and benchmarks."""
+    out = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "agent_usage", "tests", "bench"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_mypy_is_clean() -> None:
+    """mypy --strict finds nothing in the package."""
+    out = subprocess.run(
+        [sys.executable, "-m", "mypy"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
