@@ -128,7 +128,7 @@ def build_agent() -> Any:
 
     # Functional form: class-body annotations would be strings under
     # `from __future__ import annotations` and could not see these local imports.
-    State = TypedDict("State", {"messages": Annotated[list[AnyMessage], operator.add]})
+    State = TypedDict("State", {"messages": Annotated[list[AnyMessage], operator.add]})  # noqa: UP013
 
     async def call_model(state: Any) -> dict[str, Any]:
         return {"messages": [await agent_model.ainvoke(state["messages"])]}

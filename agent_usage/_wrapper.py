@@ -143,9 +143,26 @@ class TrackedAgent:
         self, input: Any, config: Mapping[str, Any] | None = None, **kwargs: Any
     ) -> Iterator[Any]:
         """Yield the agent's `stream` chunks unchanged; log usage when the stream ends."""
+        return self._tracked_stream(self._agent.stream, input, config, kwargs)
+
+    def astream(
+        self, input: Any, config: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        """Yield the agent's `astream` chunks unchanged; log usage when the stream ends."""
+        return self._tracked_astream(self._agent.astream, input, config, kwargs)
+
+    def astream_events(
+        self, input: Any, config: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        """Yield the agent's `astream_events` unchanged; log usage when the stream ends."""
+        return self._tracked_astream(self._agent.astream_events, input, config, kwargs)
+
+    def _tracked_stream(
+        self, method: Any, input: Any, config: Mapping[str, Any] | None, kwargs: Any
+    ) -> Iterator[Any]:
         call = _Invocation(self, config)
-        inner = self._agent.stream(input, call.config, **kwargs)
-        failure: BaseException | None = GeneratorExit()
+        inner = method(input, call.config, **kwargs)
+        failure: BaseException | None = GeneratorExit()  # closed before the end: cancelled
         try:
             yield from inner
             failure = None
@@ -158,13 +175,12 @@ class TrackedAgent:
                 close()
             call.end(failure)
 
-    async def astream(
-        self, input: Any, config: Mapping[str, Any] | None = None, **kwargs: Any
+    async def _tracked_astream(
+        self, method: Any, input: Any, config: Mapping[str, Any] | None, kwargs: Any
     ) -> AsyncIterator[Any]:
-        """Yield the agent's `astream` chunks unchanged; log usage when the stream ends."""
         call = _Invocation(self, config)
-        inner = self._agent.astream(input, call.config, **kwargs)
-        failure: BaseException | None = GeneratorExit()
+        inner = method(input, call.config, **kwargs)
+        failure: BaseException | None = GeneratorExit()  # closed before the end: cancelled
         try:
             async for chunk in inner:
                 yield chunk

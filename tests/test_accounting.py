@@ -284,6 +284,7 @@ STREAM_CASES = [
     pytest.param("astream", ["messages", "updates"], id="astream-multi"),
     pytest.param("stream", "updates", id="stream-updates"),
     pytest.param("stream", "messages", id="stream-messages"),
+    pytest.param("astream_events", None, id="astream-events"),
     pytest.param("invoke", None, id="invoke"),
 ]
 
@@ -297,6 +298,8 @@ async def test_streaming_counts_as_invoking(tmp_path: Path, method: str, mode: A
     chunks: list[Any] = []
     if method == "astream":
         chunks = [c async for c in agent.astream(inputs, stream_mode=mode)]
+    elif method == "astream_events":
+        chunks = [c async for c in agent.astream_events(inputs, version="v2")]
     elif method == "stream":
         chunks = list(agent.stream(inputs, stream_mode=mode))
     else:
