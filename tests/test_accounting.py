@@ -263,18 +263,32 @@ async def test_one_handler_many_concurrent_roots(tmp_path: Path) -> None:
     assert got == {f"s{i}": (1000 + i, i + 1) for i in range(20)}
 
 
-async def test_handler_matches_wrapper(tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", ["invoke", "ainvoke"])
+async def test_handler_matches_wrapper(tmp_path: Path, method: str) -> None:
     """The callback handler alone gives the wrapper's numbers for the same agent."""
     log_path = tmp_path / "events.jsonl"
     handler = UsageCallbackHandler(EventLog(log_path), session_id="h1")
     run_id = uuid.uuid4()
-    await tool_agent().ainvoke(
-        {"messages": [HumanMessage("add")]}, {"callbacks": [handler], "run_id": run_id}
-    )
+    config: Any = {"callbacks": [handler], "run_id": run_id}
+    inputs = {"messages": [HumanMessage("add")]}
+    if method == "ainvoke":
+        await tool_agent().ainvoke(inputs, config)
+    else:
+        tool_agent().invoke(inputs, config)
     [event] = events(log_path)
     assert tokens(event) == TOOL_AGENT_TOTALS
     assert event["session_id"] == "h1"
     assert event["invoke_id"] == str(run_id)
+
+
+def test_handler_on_a_bare_model_and_thread_fallback(tmp_path: Path) -> None:
+    """A chat model called on its own is its own root; thread_id is the session fallback."""
+    log_path = tmp_path / "events.jsonl"
+    handler = UsageCallbackHandler(EventLog(log_path))
+    model = ScriptedChatModel(script=[AIMessage(content="a", usage_metadata=um(11, 2))])
+    model.invoke("x", {"callbacks": [handler], "metadata": {"thread_id": "t9"}})
+    [event] = events(log_path)
+    assert (event["input_tokens"], event["llm_calls"], event["session_id"]) == (11, 1, "t9")
 
 
 STREAM_CASES = [
