@@ -1,0 +1,240 @@
+"""PostHog exporter: `llm_usage` events as PostHog LLM-analytics `$ai_generation` events.
+
+Install with ``pip install 'agent-usage[posthog]'``. Events go through the real
+`posthog` client (its own batching, gzip and retries), fed by our bounded
+background queue so the agent never waits on it.
+
+One `$ai_generation` per model in the event's `models` breakdown (one event when
+one model answered): PostHog prices and groups generations by `$ai_model`, so a
+"mixed" event could be neither priced nor broken down. All generations of an
+invoke share `$ai_trace_id` (the invoke id), so PostHog shows them as one trace.
+Each carries the invoke's latency (`$ai_latency`, seconds): we do not know
+per-model wall time.
+
+Token convention: our `input_tokens` includes cache reads and cache writes
+(LangChain's contract). PostHog reads `$ai_input_tokens` the same way except
+for Anthropic models (provider ``anthropic``, or a model name containing
+``anthropic`` or starting with ``claude``, e.g. on Bedrock or Vertex), where it
+expects the Anthropic API's convention: input WITHOUT cache reads and writes,
+which it adds back from `$ai_cache_read_input_tokens` /
+`$ai_cache_creation_input_tokens` when pricing. We subtract them for those
+models, with the same rule, so PostHog's token totals and costs come out right.
+Cache and reasoning keys are sent only when non-zero.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+from ._batch import BatchExporter, missing_extra
+
+__all__ = ["PostHogExporter", "generation_properties", "is_anthropic"]
+
+# Namespace of the deterministic `$ai_generation` uuids: a replayed event keeps
+# its uuid, so a back-fill sent twice is de-duplicated by PostHog.
+_UUID_NAMESPACE: Final = uuid.UUID("6f1c1b52-3a63-4f3e-9a1e-7c1b9d2f4a10")
+
+_DETAILS: Final = (
+    ("cache_read_input_tokens", "$ai_cache_read_input_tokens"),
+    ("cache_creation_input_tokens", "$ai_cache_creation_input_tokens"),
+    ("reasoning_tokens", "$ai_reasoning_tokens"),
+)
+
+
+def is_anthropic(provider: str | None, model: str | None) -> bool:
+    """Whether PostHog treats this model's `$ai_input_tokens` as exclusive of cache tokens.
+
+    The same rule as PostHog's ingestion and its LangChain callback: provider
+    ``anthropic``, or a model name containing ``anthropic`` or starting with ``claude``.
+    """
+    if provider and provider.lower() == "anthropic":
+        return True
+    name = (model or "").lower()
+    return "anthropic" in name or name.startswith("claude")
+
+
+def generation_properties(event: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The `$ai_generation` events for one `llm_usage` event: (model, properties) pairs."""
+    models = event.get("models")
+    if not isinstance(models, Mapping) or not models:
+        models = {str(event.get("model") or "unknown"): event}
+    status = str(event.get("status") or "ok")
+    common: dict[str, Any] = {}
+    metadata = event.get("metadata")
+    if isinstance(metadata, Mapping):
+        # The user's labels, as plain properties; `$` keys are PostHog's.
+        common.update({str(k): v for k, v in metadata.items() if not str(k).startswith("$")})
+    common["$ai_trace_id"] = str(event.get("invoke_id") or event.get("event_id") or "")
+    if event.get("session_id") is not None:
+        common["$ai_session_id"] = str(event["session_id"])
+    duration = event.get("duration_ms")
+    if isinstance(duration, (int, float)) and not isinstance(duration, bool):
+        common["$ai_latency"] = duration / 1000.0
+    common["$ai_is_error"] = status == "error"
+    common["agent_usage_status"] = status
+    if event.get("event_id"):
+        common["agent_usage_event_id"] = str(event["event_id"])
+
+    out: list[tuple[str, dict[str, Any]]] = []
+    for model, row in models.items():
+        if not isinstance(row, Mapping):
+            continue
+        provider = row.get("provider")
+        provider = provider if isinstance(provider, str) else None
+        props = dict(common)
+        props["$ai_model"] = str(model)
+        if provider:
+            props["$ai_provider"] = provider
+        input_tokens = _int(row, "input_tokens")
+        cache_read = _int(row, "cache_read_input_tokens")
+        cache_creation = _int(row, "cache_creation_input_tokens")
+        if is_anthropic(provider, str(model)):
+            input_tokens = max(0, input_tokens - cache_read - cache_creation)
+        props["$ai_input_tokens"] = input_tokens
+        props["$ai_output_tokens"] = _int(row, "output_tokens")
+        for key, prop in _DETAILS:
+            value = _int(row, key)
+            if value:
+                props[prop] = value
+        one_hour = _int(row, "cache_creation_1h_input_tokens")
+        if one_hour and cache_creation >= one_hour:
+            props["$ai_cache_creation_1h_input_tokens"] = one_hour
+            props["$ai_cache_creation_5m_input_tokens"] = cache_creation - one_hour
+        cost = row.get("cost_usd")
+        if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+            props["$ai_total_cost_usd"] = float(cost)
+        props["agent_usage_llm_calls"] = _int(row, "llm_calls")
+        out.append((str(model), props))
+    return out
+
+
+class PostHogExporter(BatchExporter):
+    """Sends `llm_usage` events to PostHog as `$ai_generation` events, in the background.
+
+    Pass it to `track_usage(..., exporters=[exporter])` or `UsageCallbackHandler`.
+
+    Delivery: the posthog client batches, gzips and retries a failed post with
+    exponential backoff (1 s, 2 s, 4 s ... capped at 30 s) up to `max_retries`
+    times; only a batch still failing after that is lost, and counted in `failed`
+    (PostHog messages). Events are otherwise dropped only when our bounded queue
+    is full (counted in `dropped`).
+
+    Args:
+        api_key: the project API key (not needed when `client` is given).
+        host: PostHog host URL, e.g. your instance or ``http://127.0.0.1:8000``.
+        client: a configured `posthog.Client` to use instead (its own error
+            handling and retries then apply; failures are not counted here).
+        distinct_id_key: the metadata key holding the distinct id; else the
+            session id; else the invoke id, sent as a personless event.
+        max_retries: retries of a failed post by the posthog client.
+        gzip: compress posts.
+        historical_migration: mark events as historical (for back-fills).
+        client_options: more keyword arguments for `posthog.Client`.
+        max_queue_size, max_batch_size, exit_timeout: see `BatchExporter`.
+
+    Raises:
+        ImportError: the `posthog` extra is not installed.
+        ValueError: neither `api_key` nor `client` given.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        host: str | None = None,
+        client: Any = None,
+        distinct_id_key: str = "user_id",
+        max_retries: int = 6,
+        gzip: bool = True,
+        historical_migration: bool = False,
+        client_options: Mapping[str, Any] | None = None,
+        max_queue_size: int = 4096,
+        max_batch_size: int = 256,
+        exit_timeout: float = 5.0,
+    ) -> None:
+        if client is None:
+            if not api_key or not isinstance(api_key, str):
+                raise ValueError(f"PostHogExporter needs api_key or client; got {api_key!r}")
+            if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+                raise ValueError(f"max_retries must be an int >= 0; got {max_retries!r}")
+            try:
+                from posthog.client import Client
+            except ImportError as exc:
+                raise missing_extra("posthog", exc) from None
+            options: dict[str, Any] = {
+                "host": host,
+                "max_retries": max_retries,
+                "gzip": gzip,
+                "historical_migration": historical_migration,
+                "on_error": self._on_error,
+                **(client_options or {}),
+            }
+            client = Client(api_key, **options)
+            self._owns_client = True
+        else:
+            if not callable(getattr(client, "capture", None)):
+                raise TypeError(f"client must be a posthog.Client; got {client!r}")
+            self._owns_client = False
+        if not isinstance(distinct_id_key, str):
+            raise TypeError(f"distinct_id_key must be a str; got {distinct_id_key!r}")
+        self.client = client
+        self.distinct_id_key = distinct_id_key
+        self._capture: Callable[..., Any] = client.capture
+        super().__init__(
+            max_queue_size=max_queue_size, max_batch_size=max_batch_size, exit_timeout=exit_timeout
+        )
+
+    def _on_error(self, exc: Exception, batch: Sequence[Any]) -> None:
+        # Called by the posthog consumer thread once a batch failed for good.
+        self._failed(f"posting to PostHog ({type(exc).__name__})", exc, len(batch))
+
+    def _distinct_id(self, event: Mapping[str, Any]) -> tuple[str, bool]:
+        metadata = event.get("metadata")
+        if isinstance(metadata, Mapping) and metadata.get(self.distinct_id_key) is not None:
+            return str(metadata[self.distinct_id_key]), True
+        if event.get("session_id") is not None:
+            return str(event["session_id"]), True
+        return str(event.get("invoke_id") or event.get("event_id") or "agent-usage"), False
+
+    def _send(self, batch: Sequence[Mapping[str, Any]]) -> None:
+        for event in batch:
+            distinct_id, person = self._distinct_id(event)
+            event_id = str(event.get("event_id") or event.get("invoke_id") or "")
+            for model, props in generation_properties(event):
+                if not person:
+                    props["$process_person_profile"] = False
+                queued = self._capture(
+                    "$ai_generation",
+                    distinct_id=distinct_id,
+                    properties=props,
+                    timestamp=event.get("timestamp"),
+                    uuid=str(uuid.uuid5(_UUID_NAMESPACE, f"{event_id}/{model}")),
+                )
+                if queued is None:
+                    # The client's own queue refused it (full, or shut down).
+                    self._failed("handing to the posthog client (its queue refused)", None, 1)
+
+    def _flush_backend(self, timeout: float | None) -> bool:
+        self.client.flush(timeout_seconds=timeout)
+        return True
+
+    def _shutdown_backend(self, timeout: float | None) -> bool:
+        if not self._owns_client:
+            return self._flush_backend(timeout)
+        # posthog's shutdown joins its consumers, which may sit in a retry backoff:
+        # give it `timeout`, then leave its daemon threads to the interpreter.
+        closer = threading.Thread(target=self.client.shutdown, name="agent-usage-posthog-close")
+        closer.daemon = True
+        closer.start()
+        closer.join(timeout)
+        return not closer.is_alive()
+
+
+def _int(row: Mapping[str, Any], key: str) -> int:
+    value = row.get(key)
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return 0
