@@ -1,34 +1,566 @@
-"""Pricing: cache-aware cost of a `Usage` for a model (placeholder until issue 4)."""
+"""Pricing: the cache-aware cost of one chat-model call's `Usage`.
+
+Prices come from `genai-prices`' bundled offline snapshot (looked up without
+network access; this module never starts its auto-updater), overridden or
+extended by the user's own per-model prices.
+
+The formula, per call, with rates in USD per million tokens::
+
+    uncached = input - cache_read - cache_write            (clamped at 0)
+    cost = uncached                   x input
+         + cache_read                 x cache_read
+         + (cache_write - write_1h)   x cache_write        (5-minute TTL)
+         + write_1h                   x cache_write_1h
+         + (output - reasoning)       x output
+         + reasoning                  x reasoning          (= output unless the data differs)
+         + per-request fee, if the data has one
+
+- Long-context tiers: where a rate is tiered, the call's total input tokens pick
+  the tier and that rate applies to all its tokens (the providers' "cliff"
+  model, as genai-prices computes it), so calls are priced one by one.
+- A missing cache read or write rate bills those tokens at the input rate (what
+  genai-prices does). A missing 1-hour write rate is 2x the input rate:
+  Anthropic's documented 1h multiplier (5m writes are 1.25x), and only Claude
+  models report 1h writes (Anthropic API, Bedrock, Vertex).
+- Service tiers: "priority"/"flex" use the data's variants for that tier where
+  it has them (OpenAI, some Gemini models); otherwise standard rates, with one
+  warning per model.
+- Savings = cache_read x (input - cache_read rate) minus the write premium,
+  cache_write x (write rate - input rate) for each TTL; negative when writes
+  were not repaid by reads.
+
+The lookup (name -> rates) is done once per (model, provider, service tier) and
+cached, so pricing a call is a few float operations. Rates whose data depends
+on the time of day or on a start date are looked up again after a minute.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import math
 import os
-from collections.abc import Mapping
+import re
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 from ._usage import Usage
 
 __all__ = ["Pricer", "PricesArg", "default_pricer"]
 
-PricesArg = Mapping[str, Mapping[str, float]] | str | os.PathLike[str] | None
+logger = logging.getLogger(__name__)
+
+PricesArg = Mapping[str, Mapping[str, float | str]] | str | os.PathLike[str] | None
+
+# User price keys (per million tokens) -> what they mean; "provider" is the one str key.
+_USER_RATE_KEYS = ("input", "output", "cache_read", "cache_write", "cache_write_1h")
+_USER_KEYS = (*_USER_RATE_KEYS, "provider")
+# Anthropic: a 1h cache write costs 2x the base input rate (a 5m write 1.25x).
+_WRITE_1H_MULTIPLIER = 2.0
+# Rates from data with date or time-of-day conditions are looked up again after this.
+_DYNAMIC_TTL_S = 60.0
+# Model names come from responses; a bound keeps a pathological stream of names finite.
+_CACHE_MAX = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class _Rates:
+    """Flat USD-per-million rates for one model, with the tiers above thresholds."""
+
+    input: float
+    output: float
+    cache_read: float
+    cache_write: float
+    cache_write_1h: float
+    reasoning: float
+    per_request: float = 0.0
+    # (threshold, rates) by descending threshold: rates when input tokens > threshold.
+    tiers: tuple[tuple[int, _Rates], ...] = ()
+    source: str = ""
+
+    def at(self, input_tokens: int) -> _Rates:
+        """The rates that apply to a call with this many input tokens."""
+        for threshold, rates in self.tiers:
+            if input_tokens > threshold:
+                return rates
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class _Override:
+    rates: _Rates
+    provider: str | None
+
+
+def _money(rates: _Rates, u: Usage, requests: int) -> tuple[float, float]:
+    """(cost, savings) in USD of `u` at `rates` (already tier-selected)."""
+    inp = u.input_tokens or 0
+    read = u.cache_read_input_tokens or 0
+    write = u.cache_creation_input_tokens or 0
+    write_1h = min(u.cache_creation_1h_input_tokens or 0, write)
+    out = u.output_tokens or 0
+    reasoning = min(u.reasoning_tokens or 0, out)
+    uncached = max(inp - read - write, 0)
+    cost = (
+        uncached * rates.input
+        + read * rates.cache_read
+        + (write - write_1h) * rates.cache_write
+        + write_1h * rates.cache_write_1h
+        + (out - reasoning) * rates.output
+        + reasoning * rates.reasoning
+    ) / 1e6 + requests * rates.per_request
+    savings = (
+        read * (rates.input - rates.cache_read)
+        - (write - write_1h) * (rates.cache_write - rates.input)
+        - write_1h * (rates.cache_write_1h - rates.input)
+    ) / 1e6
+    return cost, savings
 
 
 class Pricer:
-    """Prices one model call's `Usage`. Never raises; None means "price unknown"."""
+    """Prices chat-model calls from genai-prices' offline data and the user's overrides.
+
+    Args:
+        prices: overrides, per model name: ``{"my-model": {"input": 1.0, "output":
+            2.0, "cache_read": 0.1, "cache_write": 1.25, "cache_write_1h": 2.0}}``
+            in USD per million tokens ("input" and "output" required, the cache
+            rates default as in the library data: reads and writes at the input
+            rate, 1h writes at 2x input), with an optional "provider" that limits
+            the entry to calls from that provider. Or the path of a ``.toml``
+            (Python 3.11+, or with `tomli` installed) or ``.json`` file holding
+            that mapping. A name matches the call's model as reported, without an
+            ``provider:`` / ``models/`` prefix, or the library's model id (so
+            "claude-sonnet-4-5" also covers "claude-sonnet-4-5-20250929").
+
+    Raises:
+        ValueError: an unreadable file, an unknown key, a missing, negative or
+            non-numeric price; the message names the bad value.
+        TypeError: `prices` is none of the above.
+
+    `cost` and `savings` never raise: an unknown model or a failure returns None
+    and logs one warning naming the model.
+    """
 
     def __init__(self, prices: PricesArg = None) -> None:
-        self._prices = prices
+        if prices is None:
+            table: Mapping[str, Any] = {}
+        elif isinstance(prices, (str, os.PathLike)):
+            table = _load_file(Path(prices))
+        elif isinstance(prices, Mapping):
+            table = prices
+        else:
+            raise TypeError(
+                f"prices must be a mapping, a TOML/JSON file path or None; got {prices!r}"
+            )
+        self._overrides: dict[str, _Override] = {
+            _override_key(name): _parse_override(name, entry) for name, entry in table.items()
+        }
+        self._cache: dict[tuple[str, str | None, str | None], tuple[_Rates | None, float]] = {}
+        self._lock = threading.Lock()
+        self._warned: set[str] = set()
 
     def cost(self, model: str, provider: str | None, usage: Usage) -> float | None:
-        """USD cost of `usage` on `model`, or None when the price is unknown."""
-        return None
+        """USD cost of one call's `usage` on `model`, or None when the price is unknown."""
+        try:
+            rates = self._rates(model, provider, usage.service_tier)
+            if rates is None:
+                return None
+            return _money(rates.at(usage.input_tokens or 0), usage, 1)[0]
+        except Exception as exc:
+            self._failed(model, exc)
+            return None
 
     def savings(self, model: str, provider: str | None, usage: Usage) -> float | None:
-        """USD that prompt caching saved on this call, or None when unknown."""
-        return None
+        """USD that prompt caching saved on this call (may be negative), or None when unknown."""
+        try:
+            rates = self._rates(model, provider, usage.service_tier)
+            if rates is None:
+                return None
+            return _money(rates.at(usage.input_tokens or 0), usage, 1)[1]
+        except Exception as exc:
+            self._failed(model, exc)
+            return None
+
+    def reprice(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """A copy of an `llm_usage` event priced with this pricer (overrides first).
+
+        Each entry of ``event["models"]`` gets a new `cost_usd` and
+        `cache_savings_usd` from its token fields, and the event's totals are
+        their sums (None when any model is unpriced). Per-model sums cannot
+        apply per-call long-context tiers: a model with one call is priced
+        exactly; a model with several is priced at its base (short-context)
+        rates. The service tier is not in the event, so standard rates apply.
+        An event without a `models` object is returned unchanged (copied).
+        """
+        out = dict(event)
+        models = event.get("models")
+        if not isinstance(models, Mapping):
+            return out
+        new_models: dict[str, Any] = {}
+        costs: list[float | None] = []
+        savings: list[float | None] = []
+        for name, row in models.items():
+            cost: float | None = None
+            saved: float | None = None
+            if isinstance(row, Mapping):
+                cost, saved = self._price_row(str(name), row)
+                row = {**row, "cost_usd": cost, "cache_savings_usd": saved}
+            new_models[name] = row
+            costs.append(cost)
+            savings.append(saved)
+        out["models"] = new_models
+        out["cost_usd"] = _sum_money(costs)
+        out["cache_savings_usd"] = _sum_money(savings)
+        return out
+
+    def _price_row(self, name: str, row: Mapping[str, Any]) -> tuple[float | None, float | None]:
+        provider = row.get("provider")
+        if not isinstance(provider, str):
+            provider = None
+        try:
+            rates = self._rates(name, provider, None)
+            if rates is None:
+                return None, None
+            usage = Usage(
+                input_tokens=_row_int(row, "input_tokens"),
+                output_tokens=_row_int(row, "output_tokens"),
+                cache_read_input_tokens=_row_int(row, "cache_read_input_tokens"),
+                cache_creation_input_tokens=_row_int(row, "cache_creation_input_tokens"),
+                cache_creation_1h_input_tokens=_row_int(row, "cache_creation_1h_input_tokens"),
+                reasoning_tokens=_row_int(row, "reasoning_tokens"),
+            )
+            calls = _row_int(row, "llm_calls") or 1
+            # One call: the sum is that call, so its tier is known; otherwise base rates.
+            applied = rates.at(usage.input_tokens or 0) if calls == 1 else rates
+            return _money(applied, usage, calls)
+        except Exception as exc:
+            self._failed(name, exc)
+            return None, None
+
+    def _rates(self, model: str, provider: str | None, tier: str | None) -> _Rates | None:
+        key = (model, provider, tier)
+        entry = self._cache.get(key)
+        if entry is None or (entry[1] and entry[1] < time.monotonic()):
+            with self._lock:
+                if len(self._cache) >= _CACHE_MAX:
+                    self._cache.clear()
+                entry = self._cache[key] = self._lookup(model, provider, tier)
+        return entry[0]
+
+    def _lookup(
+        self, model: str, provider: str | None, tier: str | None
+    ) -> tuple[_Rates | None, float]:
+        """(rates or None, monotonic expiry or 0 for never): the slow path, once per key."""
+        names = list(_name_forms(model))
+        for name in names:
+            if (found := self._override(name, provider)) is not None:
+                return found, 0.0
+        hit = _find_in_library(model, provider)
+        if hit is not None and (found := self._override(hit[1].id, provider)) is not None:
+            return found, 0.0
+        if hit is None:
+            self._warn_once(
+                f"unknown:{model}",
+                "agent_usage: no price for model %r (provider %r); its cost_usd is null. "
+                "Add it with prices={%r: {'input': ..., 'output': ...}}",
+                model,
+                provider,
+                names[0] if names else model,
+            )
+            return None, 0.0
+        prov, info = hit
+        rates, dynamic, tier_found = _library_rates(prov, info, tier)
+        if rates is None:
+            self._warn_once(
+                f"unknown:{model}",
+                "agent_usage: genai-prices has no token prices for model %r (%s/%s); "
+                "its cost_usd is null",
+                model,
+                prov.id,
+                info.id,
+            )
+        elif tier and not tier_found:
+            self._warn_once(
+                f"tier:{model}:{tier}",
+                "agent_usage: no %r service-tier prices for model %r (%s/%s); standard rates used",
+                tier,
+                model,
+                prov.id,
+                info.id,
+            )
+        return rates, (time.monotonic() + _DYNAMIC_TTL_S) if dynamic else 0.0
+
+    def _override(self, name: str, provider: str | None) -> _Rates | None:
+        found = self._overrides.get(name)
+        if found is None:
+            return None
+        if found.provider and provider and found.provider != provider.lower():
+            return None
+        return found.rates
+
+    def _warn_once(self, key: str, msg: str, *args: object) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            logger.warning(msg, *args)
+
+    def _failed(self, model: str, exc: Exception) -> None:
+        self._warn_once(
+            f"failed:{model}:{type(exc).__name__}",
+            "agent_usage: pricing model %r failed (%s: %s); its cost_usd is null",
+            model,
+            type(exc).__name__,
+            exc,
+        )
 
 
 @lru_cache(maxsize=1)
 def default_pricer() -> Pricer:
     """The shared pricer over the bundled offline price data."""
     return Pricer()
+
+
+def _sum_money(values: list[float | None]) -> float | None:
+    total = 0.0
+    for v in values:
+        if v is None:
+            return None
+        total += v
+    return total
+
+
+def _row_int(row: Mapping[str, Any], key: str) -> int | None:
+    value = row.get(key)
+    return value if type(value) is int and value >= 0 else None
+
+
+# --- name resolution -------------------------------------------------------------------
+
+# init_chat_model style "provider:model"; a Bedrock id's ":0" suffix has a "." before it.
+_CHAT_PREFIX = re.compile(r"[a-z][a-z_-]*")
+# Bedrock model ids: "anthropic.claude-...-v1:0", "us.anthropic....", "amazon.nova-pro-v1:0".
+_BEDROCK_ID = re.compile(r"^(?:[a-z]{2,6}\.)?[a-z0-9-]+\.[a-z0-9.-]+-v\d+(?::\d+)?$")
+
+
+def _override_key(name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"prices: a model name must be a non-empty string; got {name!r}")
+    return name.strip().lower()
+
+
+def _name_forms(model: str) -> Iterator[str]:
+    """The model name as reported, then without an init_chat_model or Gemini prefix."""
+    name = model.strip().lower()
+    yield name
+    prefix, sep, rest = name.partition(":")
+    if sep and rest and _CHAT_PREFIX.fullmatch(prefix):
+        name = rest
+        yield name
+    if name.startswith("models/"):
+        yield name[len("models/") :]
+
+
+def _candidates(model: str, provider: str | None) -> Iterator[tuple[str, str | None]]:
+    """(model ref, provider id) pairs to try, most specific first."""
+    name = model.strip().lower()
+    hints: list[str] = [provider.strip().lower()] if provider else []
+    refs = [name]
+    prefix, sep, rest = name.partition(":")
+    if sep and rest and _CHAT_PREFIX.fullmatch(prefix):
+        # "anthropic:claude-sonnet-4-5"; the whole name stays a candidate ("gpt-oss:20b").
+        refs.insert(0, rest)
+        hints.append(prefix)
+    refs = [r[len("models/") :] if r.startswith("models/") else r for r in refs]
+    for ref in list(refs):
+        vendor, slash, tail = ref.partition("/")
+        if slash and tail:
+            # "openai/gpt-4o" (OpenRouter, LiteLLM style): also the bare name at that vendor.
+            refs.append(tail)
+            hints.append(vendor)
+        if _BEDROCK_ID.match(ref):
+            hints.append("aws")
+    seen: set[tuple[str, str | None]] = set()
+    for hint in [*hints, None]:
+        for ref in refs:
+            if (ref, hint) not in seen:
+                seen.add((ref, hint))
+                yield ref, hint
+
+
+def _find_in_library(model: str, provider: str | None) -> tuple[Any, Any] | None:
+    """genai-prices' (Provider, ModelInfo) for this name, or None."""
+    from genai_prices import data_snapshot  # lazy: the price data is large
+
+    snapshot = data_snapshot.get_snapshot()
+    for ref, hint in _candidates(model, provider):
+        try:
+            return snapshot.find_provider_model(ref, None, hint, None)
+        except LookupError:
+            continue
+    return None
+
+
+def _library_rates(prov: Any, info: Any, tier: str | None) -> tuple[_Rates | None, bool, bool]:
+    """(flat rates or None, whether they depend on time, whether the tier had prices)."""
+    from genai_prices.types import TieredPrices
+
+    now = datetime.now(timezone.utc)
+    own = any(m is info for m in prov.models)
+    variants = (info.price_variants or ()) if own else ()
+    tier_found = False
+    context: dict[str, str] | None = None
+    if tier:
+        tier_found = any(
+            v.when == {"service_tier": tier} and (v.constraint is None or v.constraint.active(now))
+            for v in variants
+        )
+        context = {"service_tier": tier} if tier_found else None
+    model_price = info.get_prices(now, context)
+    dynamic = isinstance(info.prices, list) or any(v.constraint is not None for v in variants)
+
+    raw = {
+        key: getattr(model_price, f"{key}_mtok")
+        for key in (
+            "input",
+            "output",
+            "cache_read",
+            "cache_write",
+            "cache_write_1h",
+            "output_reasoning",
+        )
+    }
+    per_request = model_price.requests_kcount
+    if raw["input"] is None or raw["output"] is None:
+        return None, dynamic, tier_found
+
+    thresholds = sorted(
+        {t.start for p in raw.values() if isinstance(p, TieredPrices) for t in p.tiers},
+        reverse=True,
+    )
+
+    def flat(input_tokens: int) -> _Rates:
+        def rate(price: Any) -> float | None:
+            if price is None:
+                return None
+            if isinstance(price, TieredPrices):
+                value = price.base
+                for t in reversed(price.tiers):
+                    if input_tokens > t.start:
+                        value = t.price
+                        break
+                return float(value)
+            return float(price)
+
+        inp = rate(raw["input"])
+        out = rate(raw["output"])
+        assert inp is not None and out is not None
+        write = rate(raw["cache_write"])
+        reasoning = rate(raw["output_reasoning"])
+        read = rate(raw["cache_read"])
+        write_1h = rate(raw["cache_write_1h"])
+        return _Rates(
+            input=inp,
+            output=out,
+            cache_read=inp if read is None else read,
+            cache_write=inp if write is None else write,
+            cache_write_1h=inp * _WRITE_1H_MULTIPLIER if write_1h is None else write_1h,
+            reasoning=out if reasoning is None else reasoning,
+            per_request=float(per_request) / 1000 if per_request is not None else 0.0,
+            source=f"genai-prices:{prov.id}/{info.id}",
+        )
+
+    base = flat(0)
+    if thresholds:
+        base = replace(base, tiers=tuple((t, flat(t + 1)) for t in thresholds))
+    return base, dynamic, tier_found
+
+
+# --- user overrides --------------------------------------------------------------------
+
+
+def _load_file(path: Path) -> Mapping[str, Any]:
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".json"):
+        raise ValueError(f"prices file {str(path)!r} must end in .toml or .json")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"prices file {str(path)!r} cannot be read: {exc.strerror}") from exc
+    try:
+        loaded = json.loads(data) if suffix == ".json" else _toml_loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"prices file {str(path)!r} is not valid {suffix[1:]}: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise ValueError(
+            f"prices file {str(path)!r} must hold a table of models; got {type(loaded).__name__}"
+        )
+    return loaded
+
+
+def _toml_loads(text: str) -> Any:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10: the tomli backport, when installed
+        try:
+            import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+        except ModuleNotFoundError:
+            raise ValueError(
+                "reading TOML needs Python 3.11+ or the 'tomli' package; use a .json file"
+            ) from None
+    return tomllib.loads(text)
+
+
+def _parse_override(name: object, entry: object) -> _Override:
+    key = _override_key(name)
+    if not isinstance(entry, Mapping):
+        raise ValueError(
+            f"prices[{name!r}] must be a table of per-million USD prices; got {entry!r}"
+        )
+    unknown = sorted(str(k) for k in entry if k not in _USER_KEYS)
+    if unknown:
+        raise ValueError(
+            f"prices[{name!r}]: unknown key {unknown[0]!r} (expected {', '.join(_USER_KEYS)})"
+        )
+    provider = entry.get("provider")
+    if provider is not None and (not isinstance(provider, str) or not provider.strip()):
+        raise ValueError(
+            f"prices[{name!r}]['provider'] must be a non-empty string; got {provider!r}"
+        )
+    rates: dict[str, float] = {}
+    for rk in _USER_RATE_KEYS:
+        if rk not in entry:
+            continue
+        value = entry[rk]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value < 0
+        ):
+            raise ValueError(
+                f"prices[{name!r}][{rk!r}] must be a non-negative number of USD per "
+                f"million tokens; got {value!r}"
+            )
+        rates[rk] = float(value)
+    for required in ("input", "output"):
+        if required not in rates:
+            raise ValueError(f"prices[{name!r}] needs {required!r} (USD per million tokens)")
+    inp = rates["input"]
+    return _Override(
+        rates=_Rates(
+            input=inp,
+            output=rates["output"],
+            cache_read=rates.get("cache_read", inp),
+            cache_write=rates.get("cache_write", inp),
+            cache_write_1h=rates.get("cache_write_1h", inp * _WRITE_1H_MULTIPLIER),
+            reasoning=rates["output"],
+            source=f"override:{key}",
+        ),
+        provider=provider.strip().lower() if provider else None,
+    )
