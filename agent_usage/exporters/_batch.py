@@ -71,8 +71,10 @@ class BatchExporter:
         for name, value in (("max_queue_size", max_queue_size), ("max_batch_size", max_batch_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int; got {value!r}")
-        if not isinstance(exit_timeout, (int, float)) or isinstance(exit_timeout, bool) or (
-            exit_timeout < 0
+        if (
+            not isinstance(exit_timeout, (int, float))
+            or isinstance(exit_timeout, bool)
+            or (exit_timeout < 0)
         ):
             raise ValueError(f"exit_timeout must be a number of seconds >= 0; got {exit_timeout!r}")
         self.max_queue_size = max_queue_size

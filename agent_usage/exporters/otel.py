@@ -184,9 +184,7 @@ class OTelExporter(BatchExporter):
         if agent_name is not None and not isinstance(agent_name, str):
             raise TypeError(f"agent_name must be a str or None; got {agent_name!r}")
         self._meter_provider = meter_provider or metrics.get_meter_provider()
-        self._tracer_provider = (
-            (tracer_provider or trace.get_tracer_provider()) if spans else None
-        )
+        self._tracer_provider = (tracer_provider or trace.get_tracer_provider()) if spans else None
         from agent_usage import __version__
 
         meter = self._meter_provider.get_meter(SCOPE, __version__)

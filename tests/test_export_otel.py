@@ -1,0 +1,437 @@
+"""The OpenTelemetry exporter against the real SDK: in-memory readers and an OTLP/HTTP receiver."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage
+from langgraph.graph import END, START, MessagesState, StateGraph
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as semconv
+from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as semconv_metrics
+from opentelemetry.trace import StatusCode
+
+from agent_usage import EventLog, read_events, track_usage
+from agent_usage.exporters import OTelExporter
+from agent_usage.exporters import otel as names
+from agent_usage.testing import ScriptedChatModel
+from agent_usage.testing import usage_metadata as um
+
+EVENT: dict[str, Any] = {
+    "type": "llm_usage",
+    "schema": 1,
+    "event_id": "e-1",
+    "invoke_id": "inv-1",
+    "timestamp": "2026-11-22T23:14:09.123456+00:00",
+    "session_id": "sess-1",
+    "model": "mixed",
+    "status": "ok",
+    "duration_ms": 1500.0,
+    "input_tokens": 1300,
+    "output_tokens": 260,
+    "total_tokens": 1560,
+    "cache_read_input_tokens": 600,
+    "cache_creation_input_tokens": 200,
+    "reasoning_tokens": 40,
+    "llm_calls": 3,
+    "llm_calls_without_usage": 0,
+    "cost_usd": None,
+    "models": {
+        "claude-sonnet-4-5": {
+            "provider": "anthropic",
+            "input_tokens": 1000,
+            "output_tokens": 200,
+            "total_tokens": 1200,
+            "cache_read_input_tokens": 600,
+            "cache_creation_input_tokens": 200,
+            "reasoning_tokens": 0,
+            "llm_calls": 2,
+            "cost_usd": 0.0123,
+        },
+        "gpt-5-mini": {
+            "provider": "openai",
+            "input_tokens": 300,
+            "output_tokens": 60,
+            "total_tokens": 360,
+            "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": 0,
+            "reasoning_tokens": 40,
+            "llm_calls": 1,
+            "cost_usd": None,
+        },
+    },
+    "metadata": {"user_id": "u-7", "app": "support"},
+}
+
+
+class Sdk:
+    """A real SDK setup reading into memory."""
+
+    def __init__(self, **options: Any) -> None:
+        self.reader = InMemoryMetricReader()
+        self.meters = MeterProvider(metric_readers=[self.reader])
+        self.spans = InMemorySpanExporter()
+        self.tracers = TracerProvider()
+        self.tracers.add_span_processor(SimpleSpanProcessor(self.spans))
+        self.exporter = OTelExporter(self.meters, self.tracers, **options)
+
+    def send(self, *events: dict[str, Any]) -> None:
+        for event in events:
+            self.exporter.export(event)
+        assert self.exporter.flush(5)
+
+    def points(self, name: str) -> list[tuple[dict[str, Any], Any]]:
+        """(attributes, sum or value) of every point of metric `name`."""
+        data = self.reader.get_metrics_data()
+        out = []
+        for rm in data.resource_metrics if data else []:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    if metric.name == name:
+                        for p in metric.data.data_points:
+                            value = p.sum if hasattr(p, "bucket_counts") else p.value
+                            out.append((dict(p.attributes or {}), value))
+        return out
+
+    def close(self) -> None:
+        self.exporter.shutdown(5)
+        self.meters.shutdown()
+        self.tracers.shutdown()
+
+
+@pytest.fixture
+def sdk() -> Iterator[Sdk]:
+    s = Sdk()
+    yield s
+    s.close()
+
+
+def by(points: list[tuple[dict[str, Any], Any]], *keys: str) -> dict[tuple[Any, ...], Any]:
+    return {tuple(attrs.get(k) for k in keys): value for attrs, value in points}
+
+
+def test_token_histogram_one_point_per_model_and_type(sdk: Sdk) -> None:
+    """gen_ai.client.token.usage records input/output per model with semconv attributes."""
+    sdk.send(EVENT)
+    points = sdk.points("gen_ai.client.token.usage")
+    assert by(points, "gen_ai.response.model", "gen_ai.token.type") == {
+        ("claude-sonnet-4-5", "input"): 1000,
+        ("claude-sonnet-4-5", "output"): 200,
+        ("gpt-5-mini", "input"): 300,
+        ("gpt-5-mini", "output"): 60,
+    }
+    attrs = next(a for a, _ in points if a["gen_ai.response.model"] == "claude-sonnet-4-5")
+    assert attrs == {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "anthropic",
+        "gen_ai.request.model": "claude-sonnet-4-5",
+        "gen_ai.response.model": "claude-sonnet-4-5",
+        "gen_ai.token.type": "input",
+    }
+
+
+def test_cache_and_reasoning_counter_only_non_zero(sdk: Sdk) -> None:
+    """agent_usage.token.usage carries cache read/creation and reasoning, zeros left out."""
+    sdk.send(EVENT, EVENT)
+    assert by(
+        sdk.points("agent_usage.token.usage"), "gen_ai.response.model", "agent_usage.token.type"
+    ) == {
+        ("claude-sonnet-4-5", "cache_read"): 1200,
+        ("claude-sonnet-4-5", "cache_creation"): 400,
+        ("gpt-5-mini", "reasoning"): 80,
+    }
+
+
+def test_cost_recorded_only_where_priced(sdk: Sdk) -> None:
+    """gen_ai.usage.cost is recorded for priced models; an unknown price is no point, not 0."""
+    sdk.send(EVENT)
+    assert by(sdk.points("gen_ai.usage.cost"), "gen_ai.response.model") == {
+        ("claude-sonnet-4-5",): pytest.approx(0.0123)
+    }
+
+
+def test_invokes_and_duration_by_status(sdk: Sdk) -> None:
+    """One invoke per event by status, and its duration in seconds."""
+    sdk.send(EVENT, {**EVENT, "status": "error", "duration_ms": 500.0})
+    assert by(sdk.points("agent_usage.invokes"), "agent_usage.status") == {
+        ("ok",): 1,
+        ("error",): 1,
+    }
+    assert by(sdk.points("agent_usage.invoke.duration"), "agent_usage.status") == {
+        ("ok",): pytest.approx(1.5),
+        ("error",): pytest.approx(0.5),
+    }
+
+
+@pytest.mark.parametrize(
+    ("opt_in", "expected"),
+    [(False, None), (True, "sess-1")],
+    ids=["off-by-default", "opted-in"],
+)
+def test_session_id_on_metrics_only_when_opted_in(opt_in: bool, expected: str | None) -> None:
+    """The session id is a metric attribute only with session_id_on_metrics=True."""
+    s = Sdk(session_id_on_metrics=opt_in)
+    try:
+        s.send(EVENT)
+        for name in ("gen_ai.client.token.usage", "agent_usage.invokes"):
+            assert {a.get("gen_ai.conversation.id") for a, _ in s.points(name)} == {expected}
+        assert s.spans.get_finished_spans()[0].attributes["gen_ai.conversation.id"] == "sess-1"
+    finally:
+        s.close()
+
+
+def test_span_per_invoke_with_usage_session_and_times(sdk: Sdk) -> None:
+    """One invoke_agent span: gen_ai.usage.* totals, ids, status, times from the event."""
+    sdk.send(EVENT)
+    (span,) = sdk.spans.get_finished_spans()
+    assert span.name == "invoke_agent"
+    end = 1795389249123456000  # 2026-11-22T23:14:09.123456Z in ns
+    assert (span.start_time, span.end_time) == (end - 1_500_000_000, end)
+    attrs = dict(span.attributes or {})
+    assert attrs == {
+        "gen_ai.operation.name": "invoke_agent",
+        "gen_ai.usage.input_tokens": 1300,
+        "gen_ai.usage.output_tokens": 260,
+        "gen_ai.usage.cache_read.input_tokens": 600,
+        "gen_ai.usage.cache_creation.input_tokens": 200,
+        "gen_ai.usage.reasoning.output_tokens": 40,
+        "gen_ai.conversation.id": "sess-1",
+        "session.id": "sess-1",
+        "agent_usage.status": "ok",
+        "agent_usage.invoke_id": "inv-1",
+        "agent_usage.event_id": "e-1",
+        "agent_usage.llm_calls": 3,
+        "agent_usage.llm_calls_without_usage": 0,
+        "agent_usage.models": ("claude-sonnet-4-5", "gpt-5-mini"),
+        "agent_usage.metadata.user_id": "u-7",
+        "agent_usage.metadata.app": "support",
+    }
+    assert span.status.status_code is StatusCode.UNSET
+
+
+def test_error_span_status_and_single_model_attributes(sdk: Sdk) -> None:
+    """An error invoke's span has ERROR status; one model puts its model/provider on the span."""
+    one = {
+        **EVENT,
+        "status": "error",
+        "cost_usd": 0.5,
+        "models": {"gpt-5-mini": {**EVENT["models"]["gpt-5-mini"], "provider": "azure"}},
+    }
+    sdk.send(one)
+    (span,) = sdk.spans.get_finished_spans()
+    assert span.status.status_code is StatusCode.ERROR
+    attrs = dict(span.attributes or {})
+    assert attrs["gen_ai.response.model"] == "gpt-5-mini"
+    assert attrs["gen_ai.provider.name"] == "azure.ai.openai"
+    assert attrs["gen_ai.operation.name"] == "invoke_agent"
+    assert attrs["gen_ai.usage.cost"] == 0.5
+
+
+def test_spans_off() -> None:
+    """spans=False records metrics only."""
+    s = Sdk(spans=False)
+    try:
+        s.send(EVENT)
+        assert s.spans.get_finished_spans() == ()
+        assert s.points("agent_usage.invokes")
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        (names.TOKEN_USAGE, semconv_metrics.GEN_AI_CLIENT_TOKEN_USAGE),
+        (names.TOKEN_TYPE, semconv.GEN_AI_TOKEN_TYPE),
+        (names.OPERATION_NAME, semconv.GEN_AI_OPERATION_NAME),
+        (names.PROVIDER_NAME, semconv.GEN_AI_PROVIDER_NAME),
+        (names.REQUEST_MODEL, semconv.GEN_AI_REQUEST_MODEL),
+        (names.RESPONSE_MODEL, semconv.GEN_AI_RESPONSE_MODEL),
+        (names.CONVERSATION_ID, semconv.GEN_AI_CONVERSATION_ID),
+        (names.USAGE_INPUT, semconv.GEN_AI_USAGE_INPUT_TOKENS),
+        (names.USAGE_OUTPUT, semconv.GEN_AI_USAGE_OUTPUT_TOKENS),
+        (names.USAGE_CACHE_READ, semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
+        (names.USAGE_CACHE_CREATION, semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS),
+        (names.USAGE_REASONING, semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
+    ],
+    ids=lambda v: str(v),
+)
+def test_names_are_the_semantic_conventions(ours: str, theirs: str) -> None:
+    """Every gen_ai name we emit is the one in opentelemetry-semantic-conventions."""
+    assert ours == theirs
+
+
+def test_token_histogram_unit_matches_semconv() -> None:
+    """gen_ai.client.token.usage has the semconv's unit."""
+    (inst,) = [i for i in names.INSTRUMENTS if i.name == names.TOKEN_USAGE]
+    reader = InMemoryMetricReader()
+    semconv_metrics.create_gen_ai_client_token_usage(
+        MeterProvider(metric_readers=[reader]).get_meter("x")
+    ).record(1)
+    (metric,) = reader.get_metrics_data().resource_metrics[0].scope_metrics[0].metrics
+    assert inst.unit == metric.unit == "{token}"
+
+
+def test_tracked_langgraph_invoke_reaches_the_sdk(sdk: Sdk, tmp_path: Path) -> None:
+    """track_usage(..., exporters=[OTelExporter]) sends what it logs."""
+    model = ScriptedChatModel(
+        script=[AIMessage(content="hi", usage_metadata=um(120, 30, cache_read=100, reasoning=10))],
+        model_name="claude-haiku-4-5",
+        provider="anthropic",
+    )
+    graph = StateGraph(MessagesState)
+    graph.add_node("model", lambda s: {"messages": [model.invoke(s["messages"])]})
+    graph.add_edge(START, "model")
+    graph.add_edge("model", END)
+    with EventLog(tmp_path / "events.jsonl") as log:
+        agent = track_usage(graph.compile(), log, session_id="s", exporters=[sdk.exporter])
+        agent.invoke({"messages": [("user", "hello")]})
+    assert sdk.exporter.flush(5)
+    (event,) = read_events(tmp_path / "events.jsonl", types={"llm_usage"})
+    assert (
+        by(sdk.points("gen_ai.client.token.usage"), "gen_ai.token.type")
+        == {
+            ("input",): event["input_tokens"],
+            ("output",): event["output_tokens"],
+        }
+        == {("input",): 120, ("output",): 30}
+    )
+    (span,) = sdk.spans.get_finished_spans()
+    assert span.attributes["agent_usage.invoke_id"] == event["invoke_id"]
+
+
+class Receiver:
+    """A local OTLP/HTTP receiver: keeps each decoded request by path."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, list[Any]] = {"/v1/metrics": [], "/v1/traces": []}
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                kind = {
+                    "/v1/metrics": ExportMetricsServiceRequest,
+                    "/v1/traces": ExportTraceServiceRequest,
+                }
+                message = kind[self.path]()
+                message.ParseFromString(body)
+                receiver.requests[self.path].append(message)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_otlp_http_wire_path() -> None:
+    """Over OTLP/HTTP to a local receiver, the protobuf holds our metrics and span."""
+    receiver = Receiver()
+    try:
+        reader = PeriodicExportingMetricReader(
+            OTLPMetricExporter(endpoint=f"{receiver.url}/v1/metrics", timeout=5),
+            export_interval_millis=3_600_000,
+        )
+        meters = MeterProvider(metric_readers=[reader])
+        tracers = TracerProvider()
+        tracers.add_span_processor(
+            SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{receiver.url}/v1/traces", timeout=5))
+        )
+        exporter = OTelExporter(meters, tracers)
+        exporter.export(EVENT)
+        assert exporter.shutdown(10)
+        meters.shutdown()
+        tracers.shutdown()
+    finally:
+        receiver.close()
+
+    points: dict[tuple[str, str, str], float] = {}
+    units: dict[str, str] = {}
+    for request in receiver.requests["/v1/metrics"]:
+        for rm in request.resource_metrics:
+            for sm in rm.scope_metrics:
+                assert sm.scope.name == "agent_usage"
+                for metric in sm.metrics:
+                    units[metric.name] = metric.unit
+                    kind = metric.WhichOneof("data")
+                    for p in getattr(metric, kind).data_points:
+                        attrs = {a.key: a.value.string_value for a in p.attributes}
+                        value = p.sum if kind == "histogram" else p.as_int or p.as_double
+                        key = (
+                            metric.name,
+                            attrs.get("gen_ai.response.model", ""),
+                            attrs.get("gen_ai.token.type")
+                            or attrs.get("agent_usage.token.type", ""),
+                        )
+                        points[key] = value
+    assert units == {i.name: i.unit for i in names.INSTRUMENTS}
+    assert points[("gen_ai.client.token.usage", "claude-sonnet-4-5", "input")] == 1000
+    assert points[("gen_ai.client.token.usage", "gpt-5-mini", "output")] == 60
+    assert points[("agent_usage.token.usage", "claude-sonnet-4-5", "cache_read")] == 600
+    assert points[("gen_ai.usage.cost", "claude-sonnet-4-5", "")] == pytest.approx(0.0123)
+    assert points[("agent_usage.invokes", "", "")] == 1
+
+    (trace_request,) = receiver.requests["/v1/traces"]
+    (span,) = trace_request.resource_spans[0].scope_spans[0].spans
+    attrs = {a.key: a.value for a in span.attributes}
+    assert span.name == "invoke_agent"
+    assert attrs["gen_ai.usage.input_tokens"].int_value == 1300
+    assert attrs["gen_ai.usage.cache_read.input_tokens"].int_value == 600
+    assert attrs["session.id"].string_value == "sess-1"
+    assert span.end_time_unix_nano - span.start_time_unix_nano == 1_500_000_000
+
+
+@pytest.mark.parametrize(
+    ("langchain", "semconv_name"),
+    [
+        ("openai", "openai"),
+        ("anthropic", "anthropic"),
+        ("azure", "azure.ai.openai"),
+        ("amazon_bedrock", "aws.bedrock"),
+        ("google_vertexai", "gcp.vertex_ai"),
+        ("google_genai", "gcp.gen_ai"),
+        ("mistralai", "mistral_ai"),
+        ("xai", "x_ai"),
+        ("ollama", "ollama"),
+        (None, None),
+    ],
+    ids=lambda v: str(v),
+)
+def test_provider_names(langchain: str | None, semconv_name: str | None) -> None:
+    """LangChain provider names map to the semconv's well-known gen_ai.provider.name values."""
+    assert names.provider_name(langchain) == semconv_name
+
+
+def test_bad_options_fail_at_construction() -> None:
+    """A bad option is a ValueError/TypeError naming it, when the exporter is built."""
+    with pytest.raises(ValueError, match="max_queue_size"):
+        OTelExporter(MeterProvider(), max_queue_size=0)
+    with pytest.raises(TypeError, match="agent_name"):
+        OTelExporter(MeterProvider(), agent_name=3)  # type: ignore[arg-type]
