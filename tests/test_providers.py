@@ -220,6 +220,30 @@ ANTHROPIC_SHAPES = [
         expected(610, 77, read=500, creation=90, creation_1h=60),
         id="ttl-5m-1h-split",
     ),
+    # The API now always sends the TTL object; the integration then zeroes the
+    # generic cache_creation whenever the split is non-zero.
+    pytest.param(
+        {
+            "input_tokens": 8,
+            "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": 2048,
+            "cache_creation": {"ephemeral_5m_input_tokens": 2048, "ephemeral_1h_input_tokens": 0},
+            "output_tokens": 16,
+        },
+        expected(2056, 16, creation=2048, creation_1h=0),
+        id="ttl-5m-only",
+    ),
+    pytest.param(
+        {
+            "input_tokens": 8,
+            "cache_read_input_tokens": 2048,
+            "cache_creation_input_tokens": 0,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+            "output_tokens": 16,
+        },
+        expected(2056, 16, read=2048, creation_1h=0),
+        id="ttl-object-all-zero-with-read",
+    ),
     pytest.param(
         {
             "input_tokens": 40,
@@ -272,14 +296,26 @@ async def test_anthropic_usage_shapes(
 
 
 def openai_usage(
-    prompt: int, completion: int, *, cached: int = 0, reasoning: int = 0
+    prompt: int,
+    completion: int,
+    *,
+    cached: int = 0,
+    reasoning: int = 0,
+    cache_write: int | None = None,
 ) -> dict[str, Any]:
-    """A Chat Completions `usage` object as the API sends it (totals inclusive)."""
+    """A Chat Completions `usage` object as the API sends it (totals inclusive).
+
+    `cache_write` adds `prompt_tokens_details.cache_write_tokens`, which OpenAI-compatible
+    gateways send and langchain-openai maps to `cache_creation`.
+    """
+    prompt_details = {"cached_tokens": cached, "audio_tokens": 0}
+    if cache_write is not None:
+        prompt_details["cache_write_tokens"] = cache_write
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+        "prompt_tokens_details": prompt_details,
         "completion_tokens_details": {
             "reasoning_tokens": reasoning,
             "audio_tokens": 0,
@@ -325,6 +361,18 @@ OPENAI_SHAPES = [
     ),
     pytest.param("priority", openai_usage(700, 50), expected(700, 50), id="priority-no-cache"),
     pytest.param(
+        "priority",
+        openai_usage(1600, 40, cached=200, cache_write=1024),
+        expected(1600, 40, read=200, creation=1024),
+        id="priority-cache-write",
+    ),
+    pytest.param(
+        None,
+        openai_usage(1600, 40, cached=200, cache_write=1024),
+        expected(1600, 40, read=200, creation=1024),
+        id="default-cache-write",
+    ),
+    pytest.param(
         "flex",
         openai_usage(2048, 512, cached=1024, reasoning=384),
         expected(2048, 512, read=1024, reasoning=384),
@@ -360,6 +408,9 @@ async def test_openai_usage_shapes(
     request = openai_server.requests[0]
     assert bool(request.get("stream")) is mode.streams
     assert request.get("service_tier") == tier
+    if mode.streams and not responses_api:
+        # The usage comes from the final choices-less chunk, sent only on request.
+        assert request["stream_options"] == {"include_usage": True}
     event = only_event(path)
     assert numbers(event) == want
     assert "cache_creation_1h_input_tokens" not in event
@@ -617,3 +668,65 @@ async def test_server_error_after_one_call_logs_that_call(
     assert numbers(event) == provider.first_only
     assert event["llm_calls"] == 1
     assert event["llm_calls_without_usage"] == 0
+
+
+async def test_two_providers_in_one_invoke_break_down_by_model(
+    openai_server: OpenAIServer, anthropic_server: AnthropicServer, tmp_path: Path
+) -> None:
+    """Calls to two providers in one invoke: model "mixed", one exact row per model."""
+    openai_server.script(
+        Reply(
+            text="draft",
+            usage=openai_usage(500, 100, cached=384, reasoning=64),
+            model=OPENAI_ANSWERED,
+        )
+    )
+    anthropic_server.script(
+        Reply(
+            text="review",
+            usage={
+                "input_tokens": 50,
+                "cache_read_input_tokens": 0,
+                "cache_creation_input_tokens": 600,
+                "cache_creation": {
+                    "ephemeral_5m_input_tokens": 200,
+                    "ephemeral_1h_input_tokens": 400,
+                },
+                "output_tokens": 30,
+            },
+        )
+    )
+    drafter = openai_model(openai_server)
+    reviewer = anthropic_model(anthropic_server)
+
+    def draft(state: State) -> dict[str, Any]:
+        return {"messages": [drafter.invoke(state["messages"])]}
+
+    def review(state: State) -> dict[str, Any]:
+        return {"messages": [reviewer.invoke(state["messages"])]}
+
+    graph = (
+        StateGraph(State)
+        .add_node("draft", draft)
+        .add_node("review", review)
+        .add_edge(START, "draft")
+        .add_edge("draft", "review")
+        .compile()
+    )
+    path = tmp_path / "events.jsonl"
+    with EventLog(path) as log:
+        await track_usage(graph, log).ainvoke({"messages": [HumanMessage("hi")]})
+
+    event = only_event(path)
+    openai_row = expected(500, 100, read=384, reasoning=64)
+    anthropic_row = expected(650, 30, creation=600, creation_1h=400)
+    assert event["model"] == "mixed"
+    assert event["llm_calls"] == 2
+    assert numbers(event) == expected(
+        1150, 130, read=384, creation=600, creation_1h=400, reasoning=64
+    )
+    assert sorted(event["models"]) == sorted([OPENAI_ANSWERED, ANTHROPIC_MODEL])
+    assert numbers(event["models"][OPENAI_ANSWERED]) == openai_row
+    assert numbers(event["models"][ANTHROPIC_MODEL]) == anthropic_row
+    assert event["models"][OPENAI_ANSWERED]["provider"] == "openai"
+    assert event["models"][ANTHROPIC_MODEL]["provider"] == "anthropic"

@@ -312,9 +312,12 @@ class OpenAIServer(FakeServer):
         """Chat Completions usage -> the Responses API's names for the same counts."""
         prompt = usage.get("prompt_tokens_details") or {}
         completion = usage.get("completion_tokens_details") or {}
+        input_details = {"cached_tokens": prompt.get("cached_tokens", 0)}
+        if "cache_write_tokens" in prompt:
+            input_details["cache_write_tokens"] = prompt["cache_write_tokens"]
         return {
             "input_tokens": usage.get("prompt_tokens", 0),
-            "input_tokens_details": {"cached_tokens": prompt.get("cached_tokens", 0)},
+            "input_tokens_details": input_details,
             "output_tokens": usage.get("completion_tokens", 0),
             "output_tokens_details": {"reasoning_tokens": completion.get("reasoning_tokens", 0)},
             "total_tokens": usage.get("total_tokens", 0),
