@@ -100,27 +100,39 @@ class _Override:
 
 
 def _money(rates: _Rates, u: Usage, requests: int) -> tuple[float, float]:
-    """(cost, savings) in USD of `u` at `rates` (already tier-selected)."""
+    """(cost, savings) in USD of `u` at `rates` (already tier-selected).
+
+    Written with locals and plain comparisons rather than min/max: this runs for
+    every call of every invoke.
+    """
     inp = u.input_tokens or 0
     read = u.cache_read_input_tokens or 0
     write = u.cache_creation_input_tokens or 0
-    write_1h = min(u.cache_creation_1h_input_tokens or 0, write)
+    write_1h = u.cache_creation_1h_input_tokens or 0
+    if write_1h > write:
+        write_1h = write
     out = u.output_tokens or 0
-    reasoning = min(u.reasoning_tokens or 0, out)
-    uncached = max(inp - read - write, 0)
+    reasoning = u.reasoning_tokens or 0
+    if reasoning > out:
+        reasoning = out
+    # A detail larger than its total is flagged upstream; never bill negative tokens.
+    uncached = inp - read - write
+    if uncached < 0:
+        uncached = 0
+    write_5m = write - write_1h
+    r_in = rates.input
+    r_read = rates.cache_read
+    r_5m = rates.cache_write
+    r_1h = rates.cache_write_1h
     cost = (
-        uncached * rates.input
-        + read * rates.cache_read
-        + (write - write_1h) * rates.cache_write
-        + write_1h * rates.cache_write_1h
+        uncached * r_in
+        + read * r_read
+        + write_5m * r_5m
+        + write_1h * r_1h
         + (out - reasoning) * rates.output
         + reasoning * rates.reasoning
     ) / 1e6 + requests * rates.per_request
-    savings = (
-        read * (rates.input - rates.cache_read)
-        - (write - write_1h) * (rates.cache_write - rates.input)
-        - write_1h * (rates.cache_write_1h - rates.input)
-    ) / 1e6
+    savings = (read * (r_in - r_read) - write_5m * (r_5m - r_in) - write_1h * (r_1h - r_in)) / 1e6
     return cost, savings
 
 
@@ -144,8 +156,8 @@ class Pricer:
             non-numeric price; the message names the bad value.
         TypeError: `prices` is none of the above.
 
-    `cost` and `savings` never raise: an unknown model or a failure returns None
-    and logs one warning naming the model.
+    `price`, `cost` and `savings` never raise: an unknown model or a failure
+    returns None and logs one warning naming the model.
     """
 
     def __init__(self, prices: PricesArg = None) -> None:
@@ -166,27 +178,28 @@ class Pricer:
         self._lock = threading.Lock()
         self._warned: set[str] = set()
 
-    def cost(self, model: str, provider: str | None, usage: Usage) -> float | None:
-        """USD cost of one call's `usage` on `model`, or None when the price is unknown."""
+    def price(
+        self, model: str, provider: str | None, usage: Usage
+    ) -> tuple[float | None, float | None]:
+        """(cost, cache savings) in USD of one call, one lookup; (None, None) when unknown."""
         try:
             rates = self._rates(model, provider, usage.service_tier)
             if rates is None:
-                return None
-            return _money(rates.at(usage.input_tokens or 0), usage, 1)[0]
+                return None, None
+            if rates.tiers:
+                rates = rates.at(usage.input_tokens or 0)
+            return _money(rates, usage, 1)
         except Exception as exc:
             self._failed(model, exc)
-            return None
+            return None, None
+
+    def cost(self, model: str, provider: str | None, usage: Usage) -> float | None:
+        """USD cost of one call's `usage` on `model`, or None when the price is unknown."""
+        return self.price(model, provider, usage)[0]
 
     def savings(self, model: str, provider: str | None, usage: Usage) -> float | None:
         """USD that prompt caching saved on this call (may be negative), or None when unknown."""
-        try:
-            rates = self._rates(model, provider, usage.service_tier)
-            if rates is None:
-                return None
-            return _money(rates.at(usage.input_tokens or 0), usage, 1)[1]
-        except Exception as exc:
-            self._failed(model, exc)
-            return None
+        return self.price(model, provider, usage)[1]
 
     def reprice(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """A copy of an `llm_usage` event priced with this pricer (overrides first).
