@@ -145,9 +145,9 @@ class Pricer:
             in USD per million tokens ("input" and "output" required, the cache
             rates default as in the library data: reads and writes at the input
             rate, 1h writes at 2x input), with an optional "provider" that limits
-            the entry to calls from that provider. Or the path of a ``.toml``
+            the entry to calls from that provider (or that report none). Or the path of a ``.toml``
             (Python 3.11+, or with `tomli` installed) or ``.json`` file holding
-            that mapping. A name matches the call's model as reported, without an
+            that mapping. A name matches the call's model as reported, without a
             ``provider:`` / ``models/`` prefix, or the library's model id (so
             "claude-sonnet-4-5" also covers "claude-sonnet-4-5-20250929").
 
@@ -425,7 +425,7 @@ def _library_rates(prov: Any, info: Any, tier: str | None) -> tuple[_Rates | Non
 
     now = datetime.now(timezone.utc)
     own = any(m is info for m in prov.models)
-    variants = (info.price_variants or ()) if own else ()
+    variants = (getattr(info, "price_variants", None) or ()) if own else ()
     tier_found = False
     context: dict[str, str] | None = None
     if tier:
@@ -438,7 +438,7 @@ def _library_rates(prov: Any, info: Any, tier: str | None) -> tuple[_Rates | Non
     dynamic = isinstance(info.prices, list) or any(v.constraint is not None for v in variants)
 
     raw = {
-        key: getattr(model_price, f"{key}_mtok")
+        key: getattr(model_price, f"{key}_mtok", None)
         for key in (
             "input",
             "output",
@@ -448,7 +448,7 @@ def _library_rates(prov: Any, info: Any, tier: str | None) -> tuple[_Rates | Non
             "output_reasoning",
         )
     }
-    per_request = model_price.requests_kcount
+    per_request = getattr(model_price, "requests_kcount", None)
     if raw["input"] is None or raw["output"] is None:
         return None, dynamic, tier_found
 
