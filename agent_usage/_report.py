@@ -1,21 +1,616 @@
-"""Placeholder: filled in by its issue."""
+"""Reports: `llm_usage` events summed per session, model, day or hour.
+
+One streaming pass over the log: memory grows with the number of groups, never
+with the number of events. Per event the work is a handful of plain dict
+operations; day and hour keys are slices of the ISO timestamp (events are
+written in UTC), so no datetime is parsed per event.
+
+The `agent-usage report` subcommand lives here too (`add_arguments` / `run`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import date, datetime, timedelta, timezone
+from operator import add, itemgetter
+from typing import IO, Any
+
+from ._log import EventReader, read_events
+from ._pricing import PricesArg
+
+__all__ = [
+    "GROUP_KEYS",
+    "Aggregate",
+    "EventSource",
+    "add_arguments",
+    "format_money",
+    "format_tokens",
+    "report",
+    "run",
+]
+
+# --by value -> the row's key name
+GROUP_KEYS: dict[str, str] = {
+    "session": "session_id",
+    "model": "model",
+    "day": "day",
+    "hour": "hour",
+}
+
+# Summed as they are, both on events and on their per-model rows.
+_INT_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "reasoning_tokens",
+    "llm_calls",
+)
+_CH1H = "cache_creation_1h_input_tokens"  # optional in events
+_SAVED = "cache_savings_usd"  # optional in events
+_WITHOUT = "llm_calls_without_usage"  # events only, not their per-model rows
+# Always present in a schema-1 event (cost may be null): one C-level lookup for all.
+_get_event = itemgetter(*_INT_FIELDS, "cost_usd", _WITHOUT)
+_get_model = itemgetter(*_INT_FIELDS, "cost_usd")
+_COST = len(_INT_FIELDS)  # position of cost_usd in those tuples
+
+# Column order of a row (after its key).
+ROW_FIELDS = (
+    "events",
+    *_INT_FIELDS[:5],
+    _CH1H,
+    *_INT_FIELDS[5:],
+    _WITHOUT,
+    "cost_usd",
+    "unpriced_events",
+    _SAVED,
+    "cache_hit_rate",
+)
+
+Row = dict[str, Any]
+BoundArg = str | date | datetime | None
+
+# The running sums of a group, a list for speed (this is the per-event hot path):
+# [ints in _INT_FIELDS order, without_usage, 1h cache writes, events,
+#  priced cost, unpriced events, cache savings, events with savings]
+_Sums = list[Any]
+
+
+def _new_sums() -> _Sums:
+    return [[0] * len(_INT_FIELDS), 0, 0, 0, 0.0, 0, 0.0, 0]
+
+
+def _add(sums: _Sums, src: Mapping[str, Any], get: Any = _get_event) -> bool:
+    """Add one event (or, with `_get_model`, one model's share) to `sums`.
+
+    Everything is computed before anything is stored, so a malformed event (a
+    summed field that is not a number) is refused whole: returns False.
+    """
+    try:
+        values = get(src)
+        # map stops at the shorter input: the ints, not the trailing cost/without.
+        ints = list(map(add, sums[0], values))
+        cost = values[_COST]
+        total_cost = sums[4] if cost is None else sums[4] + cost
+        without = sums[1] + values[-1] if len(values) > _COST + 1 else sums[1]
+        ch1h = src.get(_CH1H)
+        ch1h = sums[2] + ch1h if ch1h else sums[2]
+        saved = src.get(_SAVED)
+        total_saved = sums[6] if saved is None else sums[6] + saved
+    except (KeyError, TypeError):
+        return _add_filled(sums, src, get)
+    sums[0] = ints
+    sums[1] = without
+    sums[2] = ch1h
+    sums[3] += 1
+    sums[4] = total_cost
+    if cost is None:
+        sums[5] += 1
+    sums[6] = total_saved
+    if saved is not None:
+        sums[7] += 1
+    return True
+
+
+def _add_filled(sums: _Sums, src: Mapping[str, Any], get: Any) -> bool:
+    """The rare path: counts missing or null (older writers) are taken as 0."""
+    fields = (*_INT_FIELDS, "cost_usd", _WITHOUT)
+    filled = {f: src.get(f) or 0 for f in fields}
+    filled["cost_usd"] = src.get("cost_usd")
+    if all(f in src and filled[f] is src[f] for f in fields):
+        return False  # nothing was missing or null: a field is not a number
+    filled[_CH1H] = src.get(_CH1H)
+    filled[_SAVED] = src.get(_SAVED)
+    try:
+        get(filled)
+    except KeyError:  # pragma: no cover - filled has every field
+        return False
+    return _add(sums, filled, get)
+
+
+def _merge(into: _Sums, sums: _Sums) -> None:
+    into[0] = list(map(add, into[0], sums[0]))
+    for i in range(1, len(into)):
+        into[i] += sums[i]
+
+
+def _finish(key_name: str, key: Any, sums: _Sums) -> Row:
+    """The public shape of a row: key first, then the summed event fields."""
+    ints, without, ch1h, events, cost, unpriced, saved, n_saved = sums
+    row: Row = {key_name: key, "events": events, **dict(zip(_INT_FIELDS, ints, strict=True))}
+    row[_CH1H] = ch1h
+    row[_WITHOUT] = without
+    # A group's cost is unknown only when no event in it was priced.
+    row["cost_usd"] = round(cost, 10) if unpriced < events else None
+    row["unpriced_events"] = unpriced
+    row[_SAVED] = round(saved, 10) if n_saved else None
+    row["cache_hit_rate"] = (
+        row["cache_read_input_tokens"] / row["input_tokens"] if row["input_tokens"] else None
+    )
+    return {f: row[f] for f in (key_name, *ROW_FIELDS)}
+
+
+def _cost_order(row: Row) -> tuple[float, int]:
+    return (row["cost_usd"] or 0.0, row["total_tokens"])
+
+
+class Aggregate:
+    """Events summed per group, streaming: memory grows with groups, not events.
+
+    Args:
+        by: "session", "model", "day" or "hour".
+
+    Attributes:
+        malformed: events dropped because a summed field was not a number.
+    """
+
+    def __init__(self, *, by: str = "session") -> None:
+        if by not in GROUP_KEYS:
+            raise ValueError(f"unknown grouping {by!r}: use one of {', '.join(GROUP_KEYS)}")
+        self.by = by
+        self.key_name = GROUP_KEYS[by]
+        self.malformed = 0
+        self._groups: dict[Any, _Sums] = {}
+        # Only by model do groups overlap (an event splits over its models), so
+        # only then are the total's event counts kept apart.
+        self._total = _new_sums()
+
+    def feed(self, events: Iterable[Mapping[str, Any]]) -> Aggregate:
+        """Add every event of `events`; returns self."""
+        groups = self._groups
+        by = self.by
+        for e in events:
+            if by == "model":
+                if not self._split_models(e):
+                    self.malformed += 1
+                continue
+            if by == "session":
+                key = e.get("session_id")
+            else:
+                ts = e.get("timestamp")
+                key = (ts[:10] if by == "day" else ts[:13]) if isinstance(ts, str) else None
+            sums = groups.get(key)
+            if sums is None:
+                sums = groups[key] = _new_sums()
+            if not _add(sums, e):
+                self.malformed += 1
+                if not sums[3]:
+                    del groups[key]
+        return self
+
+    def _split_models(self, e: Mapping[str, Any]) -> bool:
+        """Split an event by its per-model breakdown, so mixed invokes count per model.
+
+        The total is kept apart here (an event spans several rows): its events and
+        unpriced events are counted, its sums are the model rows' sums.
+        """
+        groups = self._groups
+        models = e.get("models")
+        label = e.get("model")
+        if not isinstance(models, Mapping) or not models:
+            # An event without a breakdown (older writers): the label is the model.
+            models = {label: e}
+        ok = True
+        for name, m in models.items():
+            if not isinstance(m, Mapping):
+                continue
+            sums = groups.get(name)
+            if sums is None:
+                sums = groups[name] = _new_sums()
+            ok = _add(sums, m, _get_model) and ok
+        if ok:  # (a malformed model share is dropped; the event's others stay counted)
+            self._total[3] += 1
+            if e.get("cost_usd") is None:
+                self._total[5] += 1
+        # Calls that reported no usage name no model: they count under the event's
+        # label when it is one of its models, else under a row for the label itself.
+        without = e.get(_WITHOUT)
+        if without and isinstance(without, int):
+            sums = groups.get(label)
+            if sums is None:
+                sums = groups[label] = _new_sums()
+            sums[1] += without
+        return ok
+
+    def rows(self, *, top: int | None = None) -> list[Row]:
+        """The groups in their public shape.
+
+        Days and hours come in time order, sessions and models by cost then
+        tokens, most first; `top` keeps the N costliest (in that order).
+        """
+        rows = [_finish(self.key_name, k, r) for k, r in self._groups.items()]
+        if top is not None or self.by in ("session", "model"):
+            rows.sort(key=_cost_order, reverse=True)
+        else:
+            rows.sort(key=lambda r: r[self.key_name] or "")
+        return rows[:top] if top is not None else rows
+
+    def total_row(self) -> Row:
+        """The sum over all events, in the public row shape (key "total")."""
+        total = _new_sums()
+        for sums in self._groups.values():
+            _merge(total, sums)
+        if self.by == "model":
+            total[3] = self._total[3]
+            total[5] = self._total[5]
+        return _finish(self.key_name, "total", total)
+
+
+# --- time bounds ---------------------------------------------------------------
+
+
+def parse_bound(value: BoundArg, *, end: bool = False) -> str | None:
+    """An ISO date or datetime as a UTC string that compares with event timestamps.
+
+    Naive datetimes are taken as UTC. As an end bound, a bare date means the end
+    of that day (the whole day is included).
+
+    Raises:
+        ValueError: when `value` is not an ISO date or datetime.
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+        if end:
+            moment += timedelta(days=1)
+    else:
+        text = str(value).strip()
+        try:
+            if len(text) == 10:
+                moment = datetime.combine(date.fromisoformat(text), datetime.min.time())
+                if end:
+                    moment += timedelta(days=1)
+            else:
+                # Python 3.10's fromisoformat does not read a trailing "Z".
+                moment = datetime.fromisoformat(
+                    text[:-1] + "+00:00" if text.endswith("Z") else text
+                )
+        except ValueError:
+            raise ValueError(
+                f"not an ISO date or datetime: {value!r} (e.g. 2026-11-22 or 2026-11-22T13:00)"
+            ) from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    # Event timestamps look like 2026-11-22T23:14:09.123456+00:00: this prefix
+    # compares correctly with them as plain strings.
+    return moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
+
+
+class EventSource:
+    """The `llm_usage` events of a log, filtered by time and optionally re-priced.
+
+    Args:
+        path: the log (rotated siblings included, as the reader does).
+        since: keep events at or after this ISO date/datetime (UTC).
+        until: keep events before this ISO datetime; a bare date includes that day.
+        prices: re-price every event with these prices (a mapping or a TOML/JSON file).
+
+    Raises:
+        ValueError: a bad bound, or prices this build cannot apply.
+        OSError: the log cannot be opened.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        since: BoundArg = None,
+        until: BoundArg = None,
+        prices: PricesArg = None,
+    ) -> None:
+        self.lo = parse_bound(since)
+        self.hi = parse_bound(until, end=True)
+        self.reprice: Any = None
+        if prices is not None:
+            from ._pricing import Pricer
+
+            pricer = Pricer(prices)
+            if not hasattr(pricer, "reprice"):
+                raise ValueError("re-pricing is not available in this build (Pricer.reprice)")
+            self.reprice = pricer.reprice
+        # The reader filters `since` itself (before events reach us); `until` is ours.
+        self.reader: EventReader = read_events(path, types={"llm_usage"}, since=self.lo)
+
+    @property
+    def skipped(self) -> int:
+        """Lines the reader skipped (blank, non-JSON, torn)."""
+        return self.reader.skipped
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        events: Iterator[dict[str, Any]] = iter(self.reader)
+        if self.hi is not None:
+            events = _before(events, self.hi)
+        if self.reprice is not None:
+            events = map(self.reprice, events)
+        return events
+
+
+def _before(events: Iterator[dict[str, Any]], hi: str) -> Iterator[dict[str, Any]]:
+    for e in events:
+        ts = e.get("timestamp")
+        # A string compare: `hi` is a UTC prefix in the events' own ISO form.
+        if isinstance(ts, str) and ts < hi:
+            yield e
+
+
+def report(
+    path: str | os.PathLike[str],
+    *,
+    by: str = "session",
+    since: BoundArg = None,
+    until: BoundArg = None,
+    prices: PricesArg = None,
+    top: int | None = None,
+) -> list[dict[str, Any]]:
+    """Sum the `llm_usage` events of a log per group, streaming.
+
+    Args:
+        path: the event log.
+        by: "session" (key `session_id`), "model" (key `model`, split by each
+            event's per-model breakdown), "day" (`day`, YYYY-MM-DD UTC) or
+            "hour" (`hour`, YYYY-MM-DDTHH UTC).
+        since: keep events at or after this ISO date/datetime (naive = UTC).
+        until: keep events before this ISO datetime; a bare date includes that day.
+        prices: re-price events with these prices (mapping or TOML/JSON file path).
+        top: keep only the N groups that cost most (then most tokens).
+
+    Returns:
+        One dict per group: the key under its own name, `events`, every summed
+        token field and `llm_calls`/`llm_calls_without_usage` under the event's
+        names, `cost_usd` (None only when no event in the group was priced),
+        `unpriced_events`, `cache_savings_usd` and `cache_hit_rate`
+        (cache reads / input, None without input).
+
+    Raises:
+        ValueError: unknown `by`, a bad date, a negative `top`.
+        FileNotFoundError: `path` does not exist.
+    """
+    _check_top(top)
+    agg = Aggregate(by=by)
+    agg.feed(EventSource(path, since=since, until=until, prices=prices))
+    return agg.rows(top=top)
+
+
+def _check_top(top: int | None) -> None:
+    if top is not None and (not isinstance(top, int) or top < 1):
+        raise ValueError(f"top must be a positive integer, got {top!r}")
+
+
+# --- formatting ----------------------------------------------------------------
+
+
+def format_tokens(n: float | None) -> str:
+    """12, 12.3k, 4.5M, 1.2B."""
+    if n is None:
+        return "-"
+    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= limit:
+            value = n / limit
+            return f"{value:.0f}{suffix}" if abs(value) >= 100 else f"{value:.1f}{suffix}"
+    return f"{n:.0f}"
+
+
+def format_money(x: float | None) -> str:
+    """$1.23, $0.0042, $12.3k; "n/a" when unknown."""
+    if x is None:
+        return "n/a"
+    if abs(x) >= 10_000:
+        return "$" + format_tokens(x)
+    if abs(x) >= 0.01 or x == 0:
+        return f"${x:,.2f}"
+    return f"${x:.4f}"
+
+
+def format_rate(x: float | None) -> str:
+    """A share as a percentage: 42.1%."""
+    return "-" if x is None else f"{x * 100:.1f}%"
+
+
+# key width 17 + 8 right-aligned columns with their spaces: 79 characters.
+_COLUMNS = (
+    ("events", 6, format_tokens),
+    ("llm_calls", 6, format_tokens),
+    ("input_tokens", 7, format_tokens),
+    ("output_tokens", 6, format_tokens),
+    ("cache_hit_rate", 6, format_rate),
+    ("reasoning_tokens", 6, format_tokens),
+    ("cost_usd", 9, format_money),
+    ("cache_savings_usd", 8, format_money),
+)
+_HEADERS = {
+    "events": "events",
+    "llm_calls": "calls",
+    "input_tokens": "input",
+    "output_tokens": "output",
+    "cache_hit_rate": "cache",
+    "reasoning_tokens": "reason",
+    "cost_usd": "cost",
+    "cache_savings_usd": "saved",
+}
+_KEY_WIDTH = 17
+
+
+def _cell_key(value: Any) -> str:
+    text = "(none)" if value is None else str(value)
+    text = text.replace("\n", " ").replace("\t", " ")
+    return text if len(text) <= _KEY_WIDTH else text[: _KEY_WIDTH - 1] + "…"
+
+
+def format_table(rows: list[Row], total: Row, *, key_name: str) -> str:
+    """Rows as an aligned text table that fits an 80-column terminal."""
+    lines = [f"{key_name:<{_KEY_WIDTH}}" + "".join(f" {_HEADERS[f]:>{w}}" for f, w, _ in _COLUMNS)]
+    for row in [*rows, total]:
+        if row is total:
+            lines.append("-" * len(lines[0]))
+        cells = []
+        for f, w, fmt in _COLUMNS:
+            text = fmt(row[f])
+            if f == "cost_usd" and row["unpriced_events"] and row["cost_usd"] is not None:
+                text += "*"  # part of this group's cost is unknown
+            cells.append(f" {text:>{w}}")
+        lines.append(f"{_cell_key(row[key_name]):<{_KEY_WIDTH}}" + "".join(cells))
+    unpriced = total["unpriced_events"]
+    notes = []
+    if unpriced:
+        notes.append(f"* {unpriced} event(s) have no price (unknown model): not in the cost")
+    if total["llm_calls_without_usage"]:
+        notes.append(f"{total['llm_calls_without_usage']} LLM call(s) reported no usage")
+    return "\n".join(lines + notes) + "\n"
+
+
+def format_csv(rows: list[Row], *, key_name: str) -> str:
+    """Rows as CSV with a header; unknown values are empty cells."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([key_name, *ROW_FIELDS])
+    for row in rows:
+        writer.writerow(["" if row[k] is None else row[k] for k in (key_name, *ROW_FIELDS)])
+    return buf.getvalue()
+
+
+# --- progress ------------------------------------------------------------------
+
+
+def with_progress(
+    events: Iterable[dict[str, Any]], reader: EventReader, stream: IO[str], *, every: int = 4096
+) -> Iterator[dict[str, Any]]:
+    """Pass `events` through, drawing a bar of bytes read on `stream` (a TTY)."""
+    total = max(reader.bytes_total, 1)
+    last = 0.0
+    for i, e in enumerate(events, 1):
+        if i % every == 0:
+            now = time.monotonic()
+            if now - last >= 0.2:
+                last = now
+                share = min(reader.bytes_read / total, 1.0)
+                bar = "#" * int(share * 30)
+                stream.write(f"\rreading [{bar:<30}] {share * 100:5.1f}%")
+                stream.flush()
+        yield e
+    if last:
+        stream.write("\r" + " " * 48 + "\r")
+        stream.flush()
+
+
+# --- CLI -----------------------------------------------------------------------
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No options yet."""
+    """Options of `agent-usage report`."""
+    parser.add_argument("path", metavar="PATH", help="the events.jsonl log")
+    parser.add_argument("--by", default="session", help="session (default), model, day or hour")
+    add_time_arguments(parser)
+    parser.add_argument("--format", default="table", help="table (default), json or csv")
+    parser.add_argument(
+        "--top", type=int, default=None, metavar="N", help="only the N costliest groups"
+    )
+    parser.add_argument(
+        "--prices", default=None, metavar="FILE", help="re-price with a TOML/JSON price file"
+    )
+
+
+def add_time_arguments(parser: argparse.ArgumentParser) -> None:
+    """--since/--until, shared with the dashboard."""
+    parser.add_argument(
+        "--since", default=None, metavar="ISO", help="from this date/datetime (UTC)"
+    )
+    parser.add_argument(
+        "--until",
+        default=None,
+        metavar="ISO",
+        help="before this datetime; a date includes that day",
+    )
+
+
+def open_source(args: argparse.Namespace) -> EventSource:
+    """The event source for parsed CLI args; bad values become `CliError`."""
+    from .cli import CliError
+
+    try:
+        return EventSource(
+            args.path, since=args.since, until=args.until, prices=getattr(args, "prices", None)
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def read_with_notes(source: EventSource, sink: Any) -> None:
+    """Feed `source` into `sink(events)` with a progress bar on a TTY stderr, then note skips."""
+    events: Iterable[dict[str, Any]] = source
+    if sys.stderr.isatty():
+        events = with_progress(source, source.reader, sys.stderr)
+    try:
+        sink(events)
+    except (UnicodeDecodeError, OSError) as exc:
+        from .cli import CliError
+
+        raise CliError(f"cannot read {source.reader.path}: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
-    """Not built yet."""
-    from agent_usage.cli import CliError
+    """Run `agent-usage report`."""
+    from .cli import CliError
 
-    raise CliError("not built yet")
+    if args.by not in GROUP_KEYS:
+        raise CliError(f"unknown --by {args.by!r}: use one of {', '.join(GROUP_KEYS)}")
+    if args.format not in ("table", "json", "csv"):
+        raise CliError(f"unknown --format {args.format!r}: use table, json or csv")
+    if args.top is not None and args.top < 1:
+        raise CliError(f"--top must be a positive integer, got {args.top}")
+    source = open_source(args)
+    agg = Aggregate(by=args.by)
+    read_with_notes(source, agg.feed)
+    rows = agg.rows(top=args.top)
+    if args.format == "json":
+        import orjson
+
+        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+    elif args.format == "csv":
+        sys.stdout.write(format_csv(rows, key_name=agg.key_name))
+    elif rows:
+        sys.stdout.write(format_table(rows, agg.total_row(), key_name=agg.key_name))
+    else:
+        print("no llm_usage events" + (" in that time range" if args.since or args.until else ""))
+    print_skip_note(source, agg.malformed)
+    return 0
 
 
-def report(path: str, *, by: str = "session", since: str | None = None) -> list[dict[str, object]]:
-    """Rows of summed usage per group (issue 5)."""
-    raise NotImplementedError
+def print_skip_note(source: EventSource, malformed: int) -> None:
+    """One stderr line when bad lines or malformed events were skipped."""
+    parts = []
+    if source.skipped:
+        parts.append(f"{source.skipped} bad line(s)")
+    if malformed:
+        parts.append(f"{malformed} llm_usage event(s) with non-numeric fields")
+    if parts:
+        print(f"agent-usage: note: skipped {' and '.join(parts)}", file=sys.stderr)
