@@ -183,6 +183,9 @@ class OTelExporter(BatchExporter):
             raise missing_extra("otel", exc) from None
         if agent_name is not None and not isinstance(agent_name, str):
             raise TypeError(f"agent_name must be a str or None; got {agent_name!r}")
+        super().__init__(
+            max_queue_size=max_queue_size, max_batch_size=max_batch_size, exit_timeout=exit_timeout
+        )
         self._meter_provider = meter_provider or metrics.get_meter_provider()
         self._tracer_provider = (tracer_provider or trace.get_tracer_provider()) if spans else None
         from agent_usage import __version__
@@ -221,9 +224,6 @@ class OTelExporter(BatchExporter):
         self._status_error = trace.Status(trace.StatusCode.ERROR, "the invoke raised")
         self.session_id_on_metrics = bool(session_id_on_metrics)
         self.agent_name = agent_name
-        super().__init__(
-            max_queue_size=max_queue_size, max_batch_size=max_batch_size, exit_timeout=exit_timeout
-        )
 
     # -- worker thread -----------------------------------------------------------
 

@@ -155,6 +155,11 @@ class PostHogExporter(BatchExporter):
         max_batch_size: int = 256,
         exit_timeout: float = 5.0,
     ) -> None:
+        super().__init__(
+            max_queue_size=max_queue_size, max_batch_size=max_batch_size, exit_timeout=exit_timeout
+        )
+        if not isinstance(distinct_id_key, str):
+            raise TypeError(f"distinct_id_key must be a str; got {distinct_id_key!r}")
         if client is None:
             if not api_key or not isinstance(api_key, str):
                 raise ValueError(f"PostHogExporter needs api_key or client; got {api_key!r}")
@@ -178,14 +183,9 @@ class PostHogExporter(BatchExporter):
             if not callable(getattr(client, "capture", None)):
                 raise TypeError(f"client must be a posthog.Client; got {client!r}")
             self._owns_client = False
-        if not isinstance(distinct_id_key, str):
-            raise TypeError(f"distinct_id_key must be a str; got {distinct_id_key!r}")
         self.client = client
         self.distinct_id_key = distinct_id_key
         self._capture: Callable[..., Any] = client.capture
-        super().__init__(
-            max_queue_size=max_queue_size, max_batch_size=max_batch_size, exit_timeout=exit_timeout
-        )
 
     def _on_error(self, exc: Exception, batch: Sequence[Any]) -> None:
         # Called by the posthog consumer thread once a batch failed for good.
