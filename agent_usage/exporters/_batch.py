@@ -90,8 +90,6 @@ class BatchExporter:
         self._pending = 0  # queued or being sent; flush waits for 0
         self._closed = False
         self._worker: threading.Thread | None = None
-        # A weak reference: an exporter the user dropped is not kept alive until exit.
-        atexit.register(_shutdown_at_exit, weakref.ref(self))
 
     # -- called by the agent (any thread): never blocks, never raises --------
 
@@ -192,6 +190,11 @@ class BatchExporter:
     # -- internals -------------------------------------------------------------
 
     def _start_locked(self) -> None:
+        # Registered at the first export, not in __init__: atexit runs handlers last
+        # in, first out, so ours runs before the backend's own exit hooks (the posthog
+        # client's, the SDK providers'), which were registered when they were built.
+        # A weak reference: an exporter the user dropped is not kept alive until exit.
+        atexit.register(_shutdown_at_exit, weakref.ref(self))
         self._worker = threading.Thread(
             target=self._run, name=f"agent-usage-{type(self).__name__}", daemon=True
         )
