@@ -1,0 +1,449 @@
+"""The HTML dashboard: self-contained, escaped, right numbers; checked in headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_usage import EventLog, report
+from agent_usage.cli import main
+
+XSS = "<script>alert(1)</script>"
+HOSTILE = [
+    XSS,
+    '"><img src=x onerror=alert(2)>',
+    "</script><script>alert(3)</script>",
+    "<!-- \u2028 & &amp; ]]>",
+]
+
+SONNET = "claude-sonnet-4-5"
+MINI = "gpt-5-mini"
+UNPRICED = "acme-internal-7b"
+
+
+def usage_event(
+    ts: str,
+    session: str,
+    model: str,
+    inp: int,
+    out: int,
+    *,
+    read: int = 0,
+    reasoning: int = 0,
+    cost: float | None = None,
+    saved: float | None = None,
+    status: str = "ok",
+    without: int = 0,
+) -> dict[str, Any]:
+    """A one-model `llm_usage` event."""
+    row = {
+        "provider": "x",
+        "input_tokens": inp,
+        "output_tokens": out,
+        "total_tokens": inp + out,
+        "cache_read_input_tokens": read,
+        "cache_creation_input_tokens": 0,
+        "reasoning_tokens": reasoning,
+        "llm_calls": 2,
+        "cost_usd": cost,
+        "cache_savings_usd": saved,
+    }
+    return {
+        "type": "llm_usage",
+        "schema": 1,
+        "timestamp": ts,
+        "session_id": session,
+        "model": model,
+        "status": status,
+        **{k: v for k, v in row.items() if k != "provider"},
+        "llm_calls_without_usage": without,
+        "models": {model: row},
+    }
+
+
+def sample_events() -> list[dict[str, Any]]:
+    """Four days, five sessions (one hostile), three models (one unpriced), all statuses."""
+    events = []
+    statuses = ["ok", "ok", "ok", "error", "ok", "cancelled", "ok"]
+    for i in range(28):
+        day = 18 + i % 4
+        model = (SONNET, MINI, UNPRICED)[i % 3]
+        priced = model != UNPRICED
+        inp = 2000 + 137 * i
+        events.append(
+            usage_event(
+                f"2026-11-{day}T{(i * 5) % 24:02d}:{i % 60:02d}:00.000123+00:00",
+                XSS if i % 5 == 0 else f"session-{i % 5}",
+                model,
+                inp,
+                100 + 11 * i,
+                read=inp // 3,
+                reasoning=7 * i,
+                cost=round(0.0031 * (i + 1), 6) if priced else None,
+                saved=round(0.0004 * (i + 1), 6) if priced else None,
+                status=statuses[i % len(statuses)],
+                without=1 if i % 9 == 0 else 0,
+            )
+        )
+    return events
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Path:
+    """The sample events, mixed with another event type."""
+    path = tmp_path / "events.jsonl"
+    with EventLog(path) as w:
+        for e in sample_events():
+            w.append(e)
+            w.append({"type": "tool_call", "timestamp": e["timestamp"]})
+    return path
+
+
+def render(log: Path, tmp_path: Path, *args: str) -> str:
+    out = tmp_path / "dashboard.html"
+    assert main(["dashboard", str(log), "-o", str(out), *args]) == 0
+    return out.read_text(encoding="utf-8")
+
+
+def embedded_data(page: str) -> Any:
+    m = re.search(
+        r'<script type="application/json" id="agent-usage-data">(.*?)</script>', page, re.S
+    )
+    assert m is not None
+    return json.loads(m.group(1))
+
+
+# --- the page, without a browser ------------------------------------------------
+
+
+@pytest.mark.parametrize("hostile", HOSTILE, ids=["script", "attribute", "close-script", "misc"])
+def test_strings_from_the_log_are_escaped(tmp_path: Path, hostile: str) -> None:
+    """Session ids and model names from the log never become markup."""
+    path = tmp_path / "events.jsonl"
+    with EventLog(path) as w:
+        w.append(usage_event("2026-11-20T10:00:00+00:00", hostile, hostile, 10, 5, without=1))
+    page = render(path, tmp_path)
+    body = page.split("<body>", 1)[1]
+    assert hostile not in body
+    assert "<img" not in body
+    assert body.count("<script") == 1  # the JSON data block only
+    assert html.escape(hostile, quote=True) in body  # shown, as text
+    data = embedded_data(page)
+    assert data["top_sessions"][0]["session_id"] == hostile
+    assert data["unpriced_models"] == [hostile]
+
+
+def test_page_is_self_contained(log: Path, tmp_path: Path) -> None:
+    """No URL to fetch, no executable script: a CSP forbids both."""
+    page = render(log, tmp_path)
+    assert not re.search(r"https?://|//[a-z]|@import|url\(|<link|src=", page)
+    assert "default-src 'none'" in page
+    assert page.count("<script") == 1
+    assert '<script type="application/json"' in page
+
+
+def test_embedded_data_matches_the_report(log: Path, tmp_path: Path) -> None:
+    """The page's data is the report's rows (by model, by day, top sessions)."""
+    data = embedded_data(render(log, tmp_path))
+    assert data["by_model"] == report(log, by="model")
+    assert data["over_time"] == {"bucket": "day", "rows": report(log, by="day")}
+    assert data["top_sessions"] == report(log, top=10)
+    assert data["unpriced_models"] == [UNPRICED]
+    statuses = [e["status"] for e in sample_events()]
+    assert data["status"] == {s: statuses.count(s) for s in set(statuses)}
+
+
+def test_short_ranges_are_charted_per_hour(log: Path, tmp_path: Path) -> None:
+    """Two days or less: per hour; longer: per day."""
+    data = embedded_data(render(log, tmp_path, "--since", "2026-11-21"))
+    assert data["over_time"]["bucket"] == "hour"
+    assert data["over_time"]["rows"] == report(log, by="hour", since="2026-11-21")
+
+
+def test_empty_log_renders(tmp_path: Path) -> None:
+    """A log without llm_usage events still renders every panel, with zeros."""
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"type": "tool_call"}\n')
+    page = render(path, tmp_path)
+    for panel in PANELS:
+        assert f'id="{panel}"' in page
+    assert embedded_data(page)["total"]["events"] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["dashboard", "{missing}", "-o", "{out}"], "no such file"),
+        (["dashboard", "{log}", "-o", "{out}", "--since", "soon"], "not an ISO date"),
+        (["dashboard", "{log}", "-o", "{nodir}"], "output directory does not exist"),
+    ],
+    ids=["missing-log", "bad-date", "no-output-dir"],
+)
+def test_cli_bad_input(
+    log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    """Bad input is one line on stderr and exit code 2, and no file is written."""
+    values = {
+        "log": str(log),
+        "missing": str(tmp_path / "nope.jsonl"),
+        "out": str(tmp_path / "out.html"),
+        "nodir": str(tmp_path / "nodir" / "out.html"),
+    }
+    assert main([a.format(**values) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert message in err
+    assert not (tmp_path / "out.html").exists()
+
+
+# --- in a real browser ------------------------------------------------------------
+
+PANELS = (
+    "headline",
+    "cost-over-time",
+    "tokens-over-time",
+    "cache-over-time",
+    "status",
+    "by-model",
+    "top-sessions",
+    "calls-without-usage",
+    "unpriced-models",
+)
+
+BROWSER_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--remote-debugging-port=0",
+)
+
+
+def _chromium_path() -> str | None:
+    for name in (os.environ.get("AGENT_USAGE_CHROMIUM"), "chromium", "chromium-browser"):
+        if name and (found := shutil.which(name)):
+            return found
+    return None
+
+
+class DevTools:
+    """A minimal Chrome DevTools Protocol client over one page session."""
+
+    def __init__(self, ws_url: str) -> None:
+        import websocket
+
+        self.ws = websocket.create_connection(ws_url, timeout=20, suppress_origin=True)
+        self.next_id = 0
+        self.events: list[dict[str, Any]] = []
+        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)[
+            "sessionId"
+        ]
+
+    def call(self, method: str, *, timeout: float = 20, **params: Any) -> Any:
+        self.next_id += 1
+        msg: dict[str, Any] = {"id": self.next_id, "method": method, "params": params}
+        if hasattr(self, "session"):
+            msg["sessionId"] = self.session
+        self.ws.send(json.dumps(msg))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            reply = json.loads(self.ws.recv())
+            if reply.get("id") == self.next_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+            if "method" in reply:
+                self.events.append(reply)
+        raise TimeoutError(method)
+
+    def wait_for(self, method: str, timeout: float = 20) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for e in self.events:
+                if e["method"] == method:
+                    return e
+            reply = json.loads(self.ws.recv())
+            if "method" in reply:
+                self.events.append(reply)
+        raise TimeoutError(method)
+
+    def evaluate(self, expression: str) -> Any:
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(result["exceptionDetails"])
+        return result["result"].get("value")
+
+
+@pytest.fixture
+def browser() -> Iterator[DevTools]:
+    """A fresh headless Chromium; fails (not skips) when missing, unless allowed."""
+    binary = _chromium_path()
+    if binary is None:
+        if os.environ.get("AGENT_USAGE_ALLOW_NO_BROWSER") == "1":
+            pytest.skip("chromium not installed (AGENT_USAGE_ALLOW_NO_BROWSER=1)")
+        pytest.fail(
+            "chromium not found: install Debian's chromium (apt-get install chromium) "
+            "or set AGENT_USAGE_ALLOW_NO_BROWSER=1 to skip the browser test"
+        )
+    profile = tempfile.mkdtemp(prefix="agent-usage-chromium-")
+    proc = subprocess.Popen(
+        [binary, *BROWSER_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group: teardown ends all its children
+    )
+    client = None
+    try:
+        port_file = Path(profile) / "DevToolsActivePort"
+        deadline = time.monotonic() + 20
+        while not (port_file.exists() and len(port_file.read_text().split()) == 2):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                pytest.fail(f"chromium did not start: {err[-2000:]}")
+            time.sleep(0.05)
+        port, ws_path = port_file.read_text().split()
+        client = DevTools(f"ws://127.0.0.1:{port}{ws_path}")
+        yield client
+    finally:
+        if client is not None:
+            client.ws.close()
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=5)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+        if proc.stderr:
+            proc.stderr.close()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def expected_totals(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The headline figures, computed straight from the events."""
+    priced = [e["cost_usd"] for e in events if e["cost_usd"] is not None]
+    inp = sum(e["input_tokens"] for e in events)
+    out = sum(e["output_tokens"] for e in events)
+    return {
+        "cost_usd": sum(priced),
+        "total_tokens": inp + out,
+        "llm_calls": sum(e["llm_calls"] for e in events),
+        "cache_hit_rate": sum(e["cache_read_input_tokens"] for e in events) / inp,
+        "cache_savings_usd": sum(e["cache_savings_usd"] or 0 for e in events),
+        "reasoning_share": sum(e["reasoning_tokens"] for e in events) / out,
+    }
+
+
+PAGE_STATE = """JSON.stringify({
+  panels: [...document.querySelectorAll('section[id]')].map(s => s.id),
+  cards: Object.fromEntries([...document.querySelectorAll('#headline .card')].map(
+      c => [c.dataset.metric,
+            {value: c.dataset.value, text: c.querySelector('.value').innerText}])),
+  status: Object.fromEntries([...document.querySelectorAll('#status [data-status]')].map(
+      s => [s.dataset.status, Number(s.dataset.value)])),
+  models: Object.fromEntries([...document.querySelectorAll('#by-model tr[data-model]')].map(
+      r => [r.dataset.model, r.querySelector('[data-field=cost_usd]').innerText])),
+  sessions: [...document.querySelectorAll('#top-sessions tr[data-session]')].map(
+      r => r.querySelector('td.key').innerText),
+  unpriced: [...document.querySelectorAll('#unpriced-models li[data-model]')].map(
+      li => li.dataset.model),
+  without: Number(document.querySelector('#calls-without-usage .big').dataset.value),
+  costBars: document.querySelectorAll('#cost-chart rect').length,
+  cacheDots: document.querySelectorAll('#cache-chart circle').length,
+  scripts: document.scripts.length,
+  text: document.body.innerText,
+  width: document.documentElement.scrollWidth,
+})"""
+
+
+@pytest.mark.browser
+def test_dashboard_in_headless_chromium(log: Path, tmp_path: Path, browser: DevTools) -> None:
+    """Offline in Chromium: no errors or requests, right numbers, XSS shown as text."""
+    page = tmp_path / "dashboard.html"
+    assert main(["dashboard", str(log), "-o", str(page)]) == 0
+    for domain in ("Page", "Runtime", "Log", "Network"):
+        browser.call(f"{domain}.enable")
+    browser.call(
+        "Network.emulateNetworkConditions",
+        offline=True,
+        latency=0,
+        downloadThroughput=-1,
+        uploadThroughput=-1,
+    )
+    browser.call("Emulation.setDeviceMetricsOverride", width=1280, height=900,
+                 deviceScaleFactor=1, mobile=False)  # fmt: skip
+    url = page.resolve().as_uri()
+    browser.call("Page.navigate", url=url)
+    browser.wait_for("Page.loadEventFired")
+    state = json.loads(browser.evaluate(PAGE_STATE))
+
+    # Nothing went wrong and nothing was fetched.
+    problems = [
+        e
+        for e in browser.events
+        if e["method"] in ("Runtime.exceptionThrown", "Page.javascriptDialogOpening")
+        or (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] == "error")
+        or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
+    ]
+    assert problems == []
+    requested = {
+        e["params"]["request"]["url"]
+        for e in browser.events
+        if e["method"] == "Network.requestWillBeSent"
+    }
+    assert requested <= {url}
+
+    # Every panel, with the numbers the events add up to.
+    assert set(PANELS) <= set(state["panels"])
+    events = sample_events()
+    for metric, value in expected_totals(events).items():
+        assert float(state["cards"][metric]["value"]) == pytest.approx(value), metric
+    assert state["cards"]["cost_usd"]["text"] == f"${expected_totals(events)['cost_usd']:,.2f}"
+    assert state["cards"]["total_tokens"]["text"].endswith("k")
+    assert state["cards"]["cache_hit_rate"]["text"].endswith("%")
+    statuses = [e["status"] for e in events]
+    assert state["status"] == {s: statuses.count(s) for s in ("ok", "error", "cancelled")}
+    assert state["models"][UNPRICED] == "n/a"
+    assert state["models"][SONNET].startswith("$")
+    assert state["unpriced"] == [UNPRICED]
+    assert state["without"] == sum(e["llm_calls_without_usage"] for e in events)
+    assert state["costBars"] == 4  # one per day
+    assert state["cacheDots"] == 4
+
+    # The hostile session id is text on the page, and nothing ran.
+    assert XSS in state["sessions"]
+    assert XSS in state["text"]
+    assert state["scripts"] == 1  # the inert JSON block
+    assert state["width"] <= 1280  # no horizontal scroll at a laptop width
+
+    metrics = browser.call("Page.getLayoutMetrics")
+    height = metrics["cssContentSize"]["height"]
+    shot = browser.call(
+        "Page.captureScreenshot",
+        format="png",
+        captureBeyondViewport=True,
+        clip={"x": 0, "y": 0, "width": 1280, "height": height, "scale": 1},
+    )
+    png = tmp_path / "dashboard.png"
+    png.write_bytes(base64.b64decode(shot["data"]))
+    assert png.stat().st_size > 10_000
