@@ -255,7 +255,9 @@ def _headline(d: Dashboard) -> str:
     t = d.total
     cost_note = ""
     if t["unpriced_events"]:
-        cost_note = f"{t['unpriced_events']} event(s) unpriced, not included"
+        cost_note = (
+            f"{t['unpriced_events']} invoke(s) used an unpriced model: its share is left out"
+        )
     reasoning = _share(t["reasoning_tokens"], t["output_tokens"])
     cards = [
         _card("cost_usd", "Cost", t["cost_usd"], format_money(t["cost_usd"]), _e(cost_note)),

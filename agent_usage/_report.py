@@ -79,12 +79,13 @@ BoundArg = str | date | datetime | None
 
 # The running sums of a group, a list for speed (this is the per-event hot path):
 # [ints in _INT_FIELDS order, without_usage, 1h cache writes, events,
-#  priced cost, unpriced events, cache savings, events with savings]
+#  priced cost, unpriced events, cache savings, events with savings,
+#  events with a known cost]
 _Sums = list[Any]
 
 
 def _new_sums() -> _Sums:
-    return [[0] * len(_INT_FIELDS), 0, 0, 0, 0.0, 0, 0.0, 0]
+    return [[0] * len(_INT_FIELDS), 0, 0, 0, 0.0, 0, 0.0, 0, 0]
 
 
 def _add(sums: _Sums, src: Mapping[str, Any], get: Any = _get_event) -> bool:
@@ -98,11 +99,16 @@ def _add(sums: _Sums, src: Mapping[str, Any], get: Any = _get_event) -> bool:
         # map stops at the shorter input: the ints, not the trailing cost/without.
         ints = list(map(add, sums[0], values))
         cost = values[_COST]
-        total_cost = sums[4] if cost is None else sums[4] + cost
+        # An event is null-priced when any of its models is; its priced models'
+        # share still counts (the rare path: only such events look further).
+        known = _known_part(src, "cost_usd") if cost is None else cost
+        total_cost = sums[4] if known is None else sums[4] + known
         without = sums[1] + values[-1] if len(values) > _COST + 1 else sums[1]
         ch1h = src.get(_CH1H)
         ch1h = sums[2] + ch1h if ch1h else sums[2]
         saved = src.get(_SAVED)
+        if saved is None:
+            saved = _known_part(src, _SAVED)
         total_saved = sums[6] if saved is None else sums[6] + saved
     except (KeyError, TypeError):
         return _add_filled(sums, src, get)
@@ -113,10 +119,23 @@ def _add(sums: _Sums, src: Mapping[str, Any], get: Any = _get_event) -> bool:
     sums[4] = total_cost
     if cost is None:
         sums[5] += 1
+    if known is not None:
+        sums[8] += 1
     sums[6] = total_saved
     if saved is not None:
         sums[7] += 1
     return True
+
+
+def _known_part(src: Mapping[str, Any], field: str) -> Any:
+    """The sum of `field` over the event's models that have it; None if none has."""
+    models = src.get("models")
+    if not isinstance(models, Mapping):
+        return None
+    known = [
+        v for m in models.values() if isinstance(m, Mapping) and (v := m.get(field)) is not None
+    ]
+    return sum(known) if known else None
 
 
 def _add_filled(sums: _Sums, src: Mapping[str, Any], get: Any) -> bool:
@@ -128,6 +147,7 @@ def _add_filled(sums: _Sums, src: Mapping[str, Any], get: Any) -> bool:
         return False  # nothing was missing or null: a field is not a number
     filled[_CH1H] = src.get(_CH1H)
     filled[_SAVED] = src.get(_SAVED)
+    filled["models"] = src.get("models")
     try:
         get(filled)
     except KeyError:  # pragma: no cover - filled has every field
@@ -143,12 +163,12 @@ def _merge(into: _Sums, sums: _Sums) -> None:
 
 def _finish(key_name: str, key: Any, sums: _Sums) -> Row:
     """The public shape of a row: key first, then the summed event fields."""
-    ints, without, ch1h, events, cost, unpriced, saved, n_saved = sums
+    ints, without, ch1h, events, cost, unpriced, saved, n_saved, n_priced = sums
     row: Row = {key_name: key, "events": events, **dict(zip(_INT_FIELDS, ints, strict=True))}
     row[_CH1H] = ch1h
     row[_WITHOUT] = without
-    # A group's cost is unknown only when no event in it was priced.
-    row["cost_usd"] = round(cost, 10) if unpriced < events else None
+    # A group's cost is unknown only when nothing in it was priced.
+    row["cost_usd"] = round(cost, 10) if n_priced else None
     row["unpriced_events"] = unpriced
     row[_SAVED] = round(saved, 10) if n_saved else None
     row["cache_hit_rate"] = (
@@ -482,7 +502,9 @@ def format_table(rows: list[Row], total: Row, *, key_name: str) -> str:
     unpriced = total["unpriced_events"]
     notes = []
     if unpriced:
-        notes.append(f"* {unpriced} event(s) have no price (unknown model): not in the cost")
+        notes.append(
+            f"* {unpriced} event(s) used a model with no price: its share is not in the cost"
+        )
     if total["llm_calls_without_usage"]:
         notes.append(f"{total['llm_calls_without_usage']} LLM call(s) reported no usage")
     return "\n".join(lines + notes) + "\n"

@@ -163,6 +163,26 @@ def test_cost_is_null_only_when_no_event_in_the_group_was_priced(log: Path) -> N
     assert acme["unpriced_events"] == 1
 
 
+def test_priced_share_of_a_partly_unpriced_event_counts(tmp_path: Path) -> None:
+    """An event with a null cost (one model unpriced) still adds its priced models' cost."""
+    path = tmp_path / "events.jsonl"
+    mixed = event(
+        "2026-11-20T10:00:00+00:00",
+        "s1",
+        {SONNET: model_row(100, 10, cost=0.5, saved=0.1), ACME: model_row(100, 10)},
+    )
+    assert mixed["cost_usd"] is None
+    with EventLog(path) as w:
+        w.append(mixed)
+    (row,) = report(path)
+    assert row["cost_usd"] == pytest.approx(0.5)
+    assert row["cache_savings_usd"] == pytest.approx(0.1)
+    assert row["unpriced_events"] == 1
+    models = by_key(report(path, by="model"), "model")
+    assert models[SONNET]["cost_usd"] == pytest.approx(0.5)
+    assert models[ACME]["cost_usd"] is None
+
+
 def test_by_model_splits_mixed_invokes(log: Path) -> None:
     """By model, a mixed event's tokens and cost go to each model it used."""
     rows = by_key(report(log, by="model"), "model")
@@ -247,7 +267,8 @@ def test_malformed_event_is_dropped_whole(tmp_path: Path) -> None:
     assert row["events"] == 2
     assert row["output_tokens"] == 200
     assert row["reasoning_tokens"] == 20
-    assert row["cache_savings_usd"] == pytest.approx(0.002)
+    # The event's null savings fall back to its models' known savings.
+    assert row["cache_savings_usd"] == pytest.approx(0.004)
 
 
 def test_prices_reprice_events(log: Path) -> None:
@@ -307,7 +328,7 @@ def test_cli_table_fits_80_columns(log: Path, capsys: pytest.CaptureFixture[str]
     assert s1.split() == ["s1", "2", "4", "3.4k", "340", "47.1%", "50", "$0.03", "$0.0050"]
     s2 = next(line for line in lines if line.startswith("s2 "))
     assert "$0.0005*" in s2
-    assert "1 event(s) have no price" in out
+    assert "* 1 event(s) used a model with no price" in out
     assert "3 LLM call(s) reported no usage" in out
 
 
