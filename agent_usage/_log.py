@@ -165,6 +165,27 @@ def _rotated_files(path: str) -> list[str]:
     return [os.path.join(directory, n) for n in names]
 
 
+def _ends_torn(fd: int) -> bool:
+    """Whether the file ends mid-line because a writer died (not because one is writing).
+
+    Another process's write in flight is visible byte by byte to us, so an unfinished
+    last line only counts as torn once the file has stopped changing for ~10 ms;
+    otherwise the next append would leave a needless blank line.
+    """
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        return False
+    size, quiet = st.st_size, 0.0
+    while size > 0 and os.pread(fd, 1, size - 1) != b"\n":
+        if quiet >= 0.01:
+            return True
+        time.sleep(0.002)
+        new_size = os.fstat(fd).st_size
+        quiet = quiet + 0.002 if new_size == size else 0.0
+        size = new_size
+    return False
+
+
 class EventLog:
     """An append-only JSONL file: one `os.write` of one orjson line per event.
 
@@ -299,11 +320,10 @@ class EventLog:
                 raise
             self._warn_once(exc, "open")
             return
-        st = os.fstat(fd)
         self._torn = False
-        if readable and stat.S_ISREG(st.st_mode) and st.st_size > 0:
+        if readable:
             with contextlib.suppress(OSError):
-                self._torn = os.pread(fd, 1, st.st_size - 1) != b"\n"
+                self._torn = _ends_torn(fd)
         self._fd = fd
 
     def _reopen(self) -> bool:
@@ -619,6 +639,19 @@ class _Stop(Protocol):
     def is_set(self) -> bool: ...
 
 
+def _rotated_after(path: str, old: os.stat_result) -> list[str]:
+    """The rotated files newer than the one `old` describes (none if it is not found)."""
+    try:
+        rotated = _rotated_files(path)
+    except OSError:
+        return []
+    for i, name in enumerate(rotated):
+        with contextlib.suppress(OSError):
+            if os.path.samestat(os.stat(name), old):
+                return rotated[i + 1 :]
+    return []
+
+
 class _Follower(_Matcher):
     """The shared core of `follow` and `afollow`: one non-blocking `poll` at a time."""
 
@@ -636,44 +669,60 @@ class _Follower(_Matcher):
         self._rest = b""
         # Only a file already there at the first poll starts at its end.
         self._first_poll = not from_start
+        self._pending: list[str] = []
+        self._in_rotated = False
 
     def poll(self, budget: int = 4 * _CHUNK) -> tuple[list[dict[str, Any]], bool]:
         """New events, and whether more data is waiting (the read budget ran out)."""
         out: list[dict[str, Any]] = []
-        opened = self._file is not None or self._open()
+        while self._file is not None or self._open_next():
+            if self._drain(out, budget):
+                return out, True
+            if self._in_rotated:  # a rotated file is complete: on to the next one
+                out.extend(self._tail_event(self._rest))
+                self.close()
+                continue
+            try:
+                cur: os.stat_result | None = os.stat(self.path)
+            except OSError:
+                cur = None  # mid-rotation: the new file is not there yet
+            assert self._stat is not None
+            if cur is not None and not os.path.samestat(cur, self._stat):
+                # Rotated: ours is drained, its unterminated end is torn. Read the files
+                # rotated after it too (several rotations between two polls), then the new one.
+                out.extend(self._tail_event(self._rest))
+                old = self._stat
+                self.close()
+                self._pending = _rotated_after(self.path, old)
+                continue
+            if os.fstat(self._file.fileno()).st_size < self._file.tell():
+                # Truncated in place (copytruncate): start again from its beginning.
+                self._file.seek(0)
+                self._rest = b""
+            break
         self._first_poll = False
-        if not opened:
-            return out, False
-        if self._drain(out, budget):
-            return out, True
-        try:
-            cur: os.stat_result | None = os.stat(self.path)
-        except OSError:
-            cur = None
-        assert self._stat is not None
-        if cur is not None and not os.path.samestat(cur, self._stat):
-            # Rotated (or replaced): the old file is drained; an unterminated end is torn.
-            out.extend(self._tail_event(self._rest))
-            self.close()
-            if self._open():
-                self._drain(out, budget)
-        elif os.fstat(self._file.fileno()).st_size < self._file.tell():
-            # Truncated in place (copytruncate): start again from its beginning.
-            self._file.seek(0)
-            self._rest = b""
         return out, False
 
-    def _open(self) -> bool:
+    def _open_next(self) -> bool:
+        while self._pending:
+            name = self._pending.pop(0)
+            with contextlib.suppress(OSError):
+                self._set_file(open(name, "rb", buffering=0), rotated=True)  # noqa: SIM115
+                return True
         try:
             f = open(self.path, "rb", buffering=0)  # noqa: SIM115
         except OSError:
             return False  # not there yet (or mid-rotation): try again next poll
-        self._stat = os.fstat(f.fileno())
         if self._first_poll:
             f.seek(0, os.SEEK_END)
-        self._file = f
-        self._rest = b""
+        self._set_file(f, rotated=False)
         return True
+
+    def _set_file(self, f: Any, *, rotated: bool) -> None:
+        self._file = f
+        self._stat = os.fstat(f.fileno())
+        self._in_rotated = rotated
+        self._rest = b""
 
     def _drain(self, out: list[dict[str, Any]], budget: int) -> bool:
         while budget > 0:

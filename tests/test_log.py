@@ -1,0 +1,629 @@
+"""The event log: concurrent appends, crash recovery, failure policy, rotation, reading, follow."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import decimal
+import enum
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from agent_usage import EventLog, afollow, follow, read_events
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def usage_event(session: str = "s1", seq: int = 0, **extra: Any) -> dict[str, Any]:
+    """An `llm_usage` event shaped like the ones `build_event` writes."""
+    return {
+        "type": "llm_usage",
+        "schema": 1,
+        "event_id": uuid.uuid4().hex,
+        "invoke_id": str(uuid.uuid4()),
+        "timestamp": f"2026-11-22T23:14:{seq % 60:02d}.123456+00:00",
+        "session_id": session,
+        "model": "claude-sonnet-4-5",
+        "status": "ok",
+        "duration_ms": 812.5,
+        "input_tokens": 1200,
+        "output_tokens": 80,
+        "total_tokens": 1280,
+        "cache_read_input_tokens": 1000,
+        "cache_creation_input_tokens": 100,
+        "reasoning_tokens": 20,
+        "llm_calls": 1,
+        "llm_calls_without_usage": 0,
+        "cost_usd": 0.00186,
+        "models": {
+            "claude-sonnet-4-5-20250929": {
+                "provider": "anthropic",
+                "input_tokens": 1200,
+                "output_tokens": 80,
+                "total_tokens": 1280,
+                "llm_calls": 1,
+                "cost_usd": 0.00186,
+            }
+        },
+        "seq": seq,
+        **extra,
+    }
+
+
+def lines(path: Path) -> list[bytes]:
+    return path.read_bytes().split(b"\n")[:-1]
+
+
+def run_child(
+    code: str, *args: str, prefix: Sequence[str] = (), **kwargs: Any
+) -> subprocess.Popen[bytes]:
+    """Start a Python child running `code` with the package importable."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = [*prefix, sys.executable, "-c", textwrap.dedent(code), *args]
+    return subprocess.Popen(argv, env=env, **kwargs)
+
+
+# ---------------------------------------------------------------------------- writer
+
+
+def test_append_writes_one_line_per_event_with_mode_0600(tmp_path: Path) -> None:
+    """Each append is one JSON line; a new file is private to its owner."""
+    path = tmp_path / "events.jsonl"
+    with EventLog(path) as log:
+        for i in range(3):
+            log.append(usage_event(seq=i))
+        assert log.path == str(path)
+        assert log.dropped == 0
+    assert (path.stat().st_mode & 0o777) == 0o600
+    assert [orjson.loads(line)["seq"] for line in lines(path)] == [0, 1, 2]
+
+
+STRESS_CHILD = """
+    import sys, threading
+    from agent_usage import EventLog
+    path, proc, threads, per_thread = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    log = EventLog(path)
+    def work(t):
+        for i in range(per_thread):
+            # Sizes from 100 B to ~40 KB: many writes span several pages.
+            log.append({"type": "stress", "proc": proc, "thread": t, "seq": i,
+                        "pad": "x" * ((i * 7919) % 40000 if i % 10 == 0 else 100)})
+    ts = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    log.close()
+    assert log.dropped == 0
+"""
+
+
+def test_processes_and_threads_never_interleave_or_lose_lines(tmp_path: Path) -> None:
+    """4 processes x 4 threads x 2,000 events: every line parses, each event exactly once."""
+    path = tmp_path / "events.jsonl"
+    procs, threads, per_thread = 4, 4, 2000
+    children = [
+        run_child(STRESS_CHILD, str(path), str(p), str(threads), str(per_thread))
+        for p in range(procs)
+    ]
+    assert [c.wait(timeout=120) for c in children] == [0] * procs
+    seen = [(e["proc"], e["thread"], e["seq"]) for e in map(orjson.loads, lines(path))]
+    assert len(seen) == procs * threads * per_thread
+    assert len(set(seen)) == len(seen)
+
+
+async def test_asyncio_tasks_and_worker_threads_share_one_log(tmp_path: Path) -> None:
+    """Tasks on the loop and in worker threads append to one log without loss."""
+    path = tmp_path / "events.jsonl"
+    with EventLog(path) as log:
+
+        async def task(n: int) -> None:
+            for i in range(200):
+                if i % 2:
+                    await asyncio.to_thread(log.append, usage_event(f"t{n}", i))
+                else:
+                    log.append(usage_event(f"t{n}", i))
+                    await asyncio.sleep(0)
+
+        await asyncio.gather(*(task(n) for n in range(20)))
+    assert len(list(read_events(path))) == 4000
+
+
+CRASH_CHILD = """
+    import sys
+    from agent_usage import EventLog
+    log = EventLog(sys.argv[1])
+    i = 0
+    while True:  # killed by the parent mid-stream; 1 MB lines make torn writes likely
+        log.append({"type": "big", "seq": i, "pad": "y" * 1_000_000})
+        i += 1
+"""
+
+
+def test_kill_9_mid_write_never_glues_the_next_append(tmp_path: Path) -> None:
+    """After repeated kill -9 of a writer, the next append always starts on a new line."""
+    path = tmp_path / "events.jsonl"
+    kills = 6
+    for round_ in range(kills):
+        child = run_child(CRASH_CHILD, str(path))
+        start = path.stat().st_size if path.exists() else 0
+        deadline = time.monotonic() + 30
+        while (path.stat().st_size if path.exists() else 0) < start + 3_500_000:
+            assert time.monotonic() < deadline, "the writer made no progress"
+            time.sleep(0.001)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        with EventLog(path) as log:
+            log.append(usage_event(seq=round_))
+    reader = read_events(path, types={"llm_usage"})
+    assert [e["seq"] for e in reader] == list(range(kills))
+    assert reader.skipped <= kills  # at most the one torn line per kill
+    for event in read_events(path, types={"big"}):
+        assert len(event["pad"]) == 1_000_000
+
+
+@pytest.mark.parametrize(
+    "fragment",
+    [b'{"type": "llm_usage", "sess', b'{"type": "x", "models": {"a": 1}', b"\n\n{"],
+    ids=["mid-string", "after-nested-object", "after-blank-lines"],
+)
+def test_a_torn_tail_is_detected_at_open(tmp_path: Path, fragment: bytes) -> None:
+    """A file ending mid-line gets a newline before the next event; the fragment is skipped."""
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(orjson.dumps(usage_event(seq=0)) + b"\n" + fragment)
+    with EventLog(path) as log:
+        log.append(usage_event(seq=1))
+        log.append(usage_event(seq=2))
+    reader = read_events(path)
+    assert [e["seq"] for e in reader] == [0, 1, 2]
+    assert reader.skipped >= 1
+
+
+SHORT_WRITE_CHILD = """
+    import resource, signal, sys
+    from agent_usage import EventLog
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG and short writes instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
+    log = EventLog(sys.argv[1])
+    for i in range(100):
+        log.append({"type": "llm_usage", "seq": i, "pad": "z" * 3000})
+    print(log.dropped)
+"""
+
+
+def test_a_short_write_leaves_no_glued_line(tmp_path: Path) -> None:
+    """A write cut short by a file-size limit is ended cleanly; later appends are intact."""
+    path = tmp_path / "events.jsonl"
+    child = run_child(SHORT_WRITE_CHILD, str(path), stdout=subprocess.PIPE)
+    out, _ = child.communicate(timeout=60)
+    assert child.returncode == 0
+    assert int(out) > 0
+    assert path.stat().st_size == 50_000  # the last write was cut short
+    with EventLog(path) as log:
+        log.append({"type": "llm_usage", "seq": 1000})
+    reader = read_events(path)
+    seqs = [e["seq"] for e in reader]
+    assert seqs == [*range(len(seqs) - 1), 1000]
+    assert reader.skipped == 1
+
+
+# ---------------------------------------------------------------------------- failure policy
+
+
+def test_a_full_disk_is_logged_once_counted_and_survived(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """ENOSPC (/dev/full): the default log warns once and counts every dropped event."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    with caplog.at_level(logging.WARNING, logger="agent_usage"), EventLog("/dev/full") as log:
+        for i in range(5):
+            log.append(usage_event(seq=i))
+        assert log.dropped == 5
+    warnings = [r for r in caplog.records if "/dev/full" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "No space left" in warnings[0].getMessage()
+
+
+def test_strict_raises_on_a_full_disk() -> None:
+    """strict=True raises the OSError instead of counting it."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    with EventLog("/dev/full", strict=True) as log, pytest.raises(OSError, match="No space"):
+        log.append(usage_event())
+
+
+EACCES_CHILD = """
+    import json, logging, sys
+    from agent_usage import EventLog
+    logging.basicConfig(level=logging.WARNING)
+    log = EventLog(sys.argv[1])
+    for _ in range(3):
+        log.append({"type": "llm_usage"})
+    try:
+        EventLog(sys.argv[1], strict=True)
+        strict = "opened"
+    except PermissionError as exc:
+        strict = exc.filename
+    print(json.dumps({"dropped": log.dropped, "strict": strict}))
+"""
+
+
+def test_a_file_we_may_not_write_is_counted_and_strict_raises() -> None:
+    """EACCES: the default log carries on counting drops; strict raises naming the path."""
+    tmp = tempfile.mkdtemp()
+    try:
+        os.chmod(tmp, 0o755)
+        path = os.path.join(tmp, "events.jsonl")
+        Path(path).write_bytes(b"")
+        os.chmod(path, 0o444)
+        prefix = []
+        if os.geteuid() == 0:  # root writes anyway: drop the capability that lets it
+            if not shutil.which("setpriv"):
+                pytest.skip("running as root without setpriv")
+            prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+        child = run_child(
+            EACCES_CHILD, path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, prefix=prefix
+        )
+        out, err = child.communicate(timeout=60)
+        assert child.returncode == 0, err
+        assert orjson.loads(out) == {"dropped": 3, "strict": path}
+        assert err.decode().count("Permission denied") == 1
+    finally:
+        for name in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, name))
+        os.rmdir(tmp)
+
+
+@pytest.mark.parametrize(
+    ("make", "error"),
+    [
+        (lambda d: d, IsADirectoryError),
+        (lambda d: d / "missing" / "events.jsonl", FileNotFoundError),
+    ],
+    ids=["directory", "missing-parent"],
+)
+def test_a_path_that_cannot_work_fails_at_construction(
+    tmp_path: Path, make: Any, error: type[OSError]
+) -> None:
+    """A directory or a missing parent raises at once, naming the path, even when not strict."""
+    path = make(tmp_path)
+    with pytest.raises(error) as info:
+        EventLog(path)
+    assert info.value.filename == str(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"max_bytes": 0}, "max_bytes"), ({"max_bytes": 10, "backup_count": 0}, "backup_count")],
+    ids=["max_bytes", "backup_count"],
+)
+def test_bad_rotation_options_raise(tmp_path: Path, options: Any, message: str) -> None:
+    """Rotation options are validated when the log is built."""
+    with pytest.raises(ValueError, match=message):
+        EventLog(tmp_path / "e.jsonl", **options)
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["default", "strict"])
+def test_append_after_close(tmp_path: Path, strict: bool) -> None:
+    """After close an append is dropped and counted, or raises when strict."""
+    log = EventLog(tmp_path / "e.jsonl", strict=strict)
+    log.close()
+    log.close()  # idempotent
+    if strict:
+        with pytest.raises(ValueError, match="closed"):
+            log.append(usage_event())
+    else:
+        log.append(usage_event())
+        assert log.dropped == 1
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+class Opaque:
+    def __str__(self) -> str:
+        return "opaque!"
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no")
+
+
+cycle: dict[str, Any] = {}
+cycle["self"] = cycle
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc), "2026-01-02T03:04:05+00:00"),
+        (dt.date(2026, 1, 2), "2026-01-02"),
+        (uuid.UUID(int=1), "00000000-0000-0000-0000-000000000001"),
+        (decimal.Decimal("0.0125"), 0.0125),
+        (decimal.Decimal("NaN"), "NaN"),
+        ({3, 1, 2}, [1, 2, 3]),
+        (frozenset({"a"}), ["a"]),
+        (b"bytes", "bytes"),
+        (Color.RED, "red"),
+        (Path("/tmp/x"), "/tmp/x"),
+        (ValueError("bad"), "ValueError: bad"),
+        (Opaque(), "opaque!"),
+        (Unprintable(), "<unprintable Unprintable>"),
+        ({1: "int key"}, {"1": "int key"}),
+        (2**80, str(2**80)),
+        ("lone \ud800 surrogate", "lone ? surrogate"),
+        (cycle, {"self": "<dict cycle or too deep>"}),
+    ],
+    ids=[
+        "datetime", "date", "uuid", "decimal", "decimal-nan", "set", "frozenset", "bytes",
+        "enum", "path", "exception", "object", "unprintable", "int-keys", "huge-int",
+        "surrogate", "cycle",
+    ],
+)  # fmt: skip
+def test_values_json_cannot_hold_are_converted_not_fatal(
+    tmp_path: Path, value: Any, expected: Any
+) -> None:
+    """Odd values in an event are encoded sensibly or as their str; the write happens."""
+    path = tmp_path / "events.jsonl"
+    with EventLog(path, strict=True) as log:
+        log.append({"type": "x", "metadata": {"v": value}})
+    (event,) = read_events(path)
+    assert event["metadata"]["v"] == expected
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork with threads alive, 3.12+
+def test_a_forked_child_reopens_and_both_keep_appending(tmp_path: Path) -> None:
+    """After fork, parent and child each append on their own descriptor; nothing is lost."""
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path, max_bytes=4096, backup_count=None)
+    log.append({"type": "x", "who": "parent", "seq": -1})
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        try:
+            for i in range(200):
+                log.append({"type": "x", "who": "child", "seq": i})
+            code = 0 if log.dropped == 0 else 1
+        finally:
+            os._exit(code)
+    for i in range(200):
+        log.append({"type": "x", "who": "parent", "seq": i})
+    _, status = os.waitpid(pid, 0)
+    log.close()
+    assert os.waitstatus_to_exitcode(status) == 0
+    events = list(read_events(path))
+    assert sorted(e["seq"] for e in events if e["who"] == "child") == list(range(200))
+    assert sorted(e["seq"] for e in events if e["who"] == "parent") == list(range(-1, 200))
+
+
+# ---------------------------------------------------------------------------- rotation
+
+
+def test_rotation_keeps_backup_count_files_named_by_age(tmp_path: Path) -> None:
+    """Full files are renamed with a timestamp that sorts by age; only the newest N stay."""
+    path = tmp_path / "events.jsonl"
+    with EventLog(path, max_bytes=2000, backup_count=3) as log:
+        for i in range(100):
+            log.append(usage_event(seq=i))
+    rotated = sorted(p.name for p in tmp_path.glob("events.*.jsonl"))
+    assert len(rotated) == 3
+    assert all(len(name) == len("events.20261122T231409123456Z.jsonl") for name in rotated)
+    seqs = [e["seq"] for e in read_events(path)]
+    assert seqs == sorted(seqs)  # oldest first across files
+    assert seqs[-1] == 99
+    assert all(os.path.getsize(tmp_path / name) >= 2000 for name in rotated)
+    assert (path.stat().st_mode & 0o777) == 0o600
+
+
+ROTATE_CHILD = """
+    import sys
+    from agent_usage import EventLog
+    with EventLog(sys.argv[1], max_bytes=20_000, backup_count=None) as log:
+        for i in range(3000):
+            log.append({"type": "r", "proc": sys.argv[2], "seq": i})
+"""
+
+
+def test_rotation_across_processes_loses_nothing(tmp_path: Path) -> None:
+    """Three processes rotating one log: every event is in exactly one file, in order."""
+    path = tmp_path / "events.jsonl"
+    children = [run_child(ROTATE_CHILD, str(path), str(p)) for p in range(3)]
+    assert [c.wait(timeout=120) for c in children] == [0, 0, 0]
+    reader = read_events(path)
+    events = list(reader)
+    assert reader.skipped == 0
+    assert len(events) == 9000
+    for p in "012":
+        assert [e["seq"] for e in events if e["proc"] == p] == list(range(3000))
+    assert len(list(tmp_path.glob("events.*.jsonl"))) > 5
+
+
+# ---------------------------------------------------------------------------- reader
+
+
+def test_the_reader_skips_and_counts_bad_lines(tmp_path: Path) -> None:
+    """Blank, non-JSON, non-object and torn lines are skipped without raising, and counted."""
+    path = tmp_path / "events.jsonl"
+    good = [orjson.dumps(usage_event(seq=i)) for i in range(3)]
+    bad = [b"", b"   ", b"not json", b"[1, 2]", b'"str"', b"42", b'{"type": "llm_us', b"{}}"]
+    body = [good[0], *bad[:4], good[1], *bad[4:], good[2] + b"\r", b'{"torn": tr']
+    path.write_bytes(b"\n".join(body))
+    reader = read_events(path)
+    assert [e["seq"] for e in reader] == [0, 1, 2]
+    assert reader.skipped == len(bad) + 1
+    assert reader.bytes_read == reader.bytes_total == path.stat().st_size
+
+
+@pytest.mark.parametrize(
+    ("line", "types", "wanted"),
+    [
+        (b'{"type":"llm_usage","n":1}', {"llm_usage"}, True),
+        (b'{"type":"llm\\u005fusage","n":1}', {"llm_usage"}, True),
+        (b'{"type" : "tool_call", "note": "llm_usage"}', {"llm_usage"}, False),
+        (b'{"type":"a\\/b"}', {"a/b"}, True),
+        (b'{"type":"tool_call"}', {"llm_usage", "tool_call"}, True),
+        (b'{"type":"tool\\u005fcall"}', {"llm_usage", "tool_call"}, True),
+        (b'{"type":"timing"}', {"llm_usage", "tool_call"}, False),
+        (b'{"type":"llm_usage"}', "llm_usage", True),
+    ],
+    ids=[
+        "plain", "unicode-escaped", "name-elsewhere", "escaped-slash", "two-types",
+        "two-types-escaped", "two-types-other", "bare-string",
+    ],
+)  # fmt: skip
+def test_the_type_filter_never_misses_an_escaped_match(
+    tmp_path: Path, line: bytes, types: Any, wanted: bool
+) -> None:
+    """The byte pre-filter only skips lines that certainly hold another type."""
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(line + b"\n")
+    assert len(list(read_events(path, types=types))) == int(wanted)
+
+
+@pytest.mark.parametrize(
+    "since",
+    [
+        "2026-11-22T23:14:03.123456+00:00",
+        "2026-11-22T23:14:03.123456Z",
+        "2026-11-23T00:14:03.123456+01:00",
+        dt.datetime(2026, 11, 22, 23, 14, 3, 123456, tzinfo=dt.timezone.utc),
+        dt.datetime(2026, 11, 22, 23, 14, 3, 123456),
+    ],
+    ids=["iso", "zulu", "other-offset", "aware-datetime", "naive-datetime-is-utc"],
+)
+def test_since_keeps_events_at_or_after_a_time(tmp_path: Path, since: Any) -> None:
+    """`since` compares real instants, whatever the offset or type it is given in."""
+    path = tmp_path / "events.jsonl"
+    with EventLog(path) as log:
+        for i in range(6):
+            log.append(usage_event(seq=i))
+        log.append({"type": "llm_usage", "seq": 99, "timestamp": "not a time"})
+    assert [e["seq"] for e in read_events(path, since=since)] == [3, 4, 5]
+
+
+def test_bad_since_raises(tmp_path: Path) -> None:
+    """An unreadable `since` is a ValueError naming it."""
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match="yesterday"):
+        read_events(path, since="yesterday")
+
+
+def test_a_missing_log_raises_when_read_events_is_called(tmp_path: Path) -> None:
+    """FileNotFoundError names the path, before any iteration."""
+    path = tmp_path / "nope.jsonl"
+    with pytest.raises(FileNotFoundError) as info:
+        read_events(path)
+    assert info.value.filename == str(path)
+
+
+def test_the_reader_streams_across_chunk_boundaries(tmp_path: Path) -> None:
+    """Lines longer than a read chunk and lines split across chunks come back whole."""
+    path = tmp_path / "events.jsonl"
+    with EventLog(path) as log:
+        for i in range(40):
+            log.append(usage_event(seq=i, pad="p" * (i * 97_000)))
+    reader = read_events(path, types={"llm_usage"})
+    assert [e["seq"] for e in reader] == list(range(40))
+    assert reader.skipped == 0
+
+
+# ---------------------------------------------------------------------------- follow
+
+
+def collect(iterator: Iterator[dict[str, Any]], n: int, out: list[dict[str, Any]]) -> None:
+    for event in iterator:
+        out.append(event)
+        if len(out) == n:
+            break
+
+
+def wait_for(cond: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_follow_yields_new_events_across_rotation_and_truncation(tmp_path: Path) -> None:
+    """Like tail -F: only events appended after it started, through rotation and truncation."""
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path, max_bytes=3000, backup_count=None)
+    log.append(usage_event(seq=-1))  # before follow starts: not yielded
+    out: list[dict[str, Any]] = []
+    stop = threading.Event()
+    it = follow(path, types={"llm_usage"}, poll_interval=0.01, stop=stop)
+    thread = threading.Thread(target=collect, args=(it, 40, out))
+    thread.start()
+    time.sleep(0.1)
+    for i in range(30):  # several rotations
+        log.append(usage_event(seq=i))
+        log.append({"type": "other"})
+        if i % 7 == 0:
+            time.sleep(0.02)
+    wait_for(lambda: len(out) == 30)
+    os.truncate(path, 0)  # copytruncate-style
+    time.sleep(0.05)
+    for i in range(30, 40):
+        log.append(usage_event(seq=i))
+    thread.join(timeout=10)
+    stop.set()
+    log.close()
+    assert [e["seq"] for e in out] == list(range(40))
+
+
+def test_follow_waits_for_a_file_and_stops_on_request(tmp_path: Path) -> None:
+    """A log created after follow starts is read from its start; setting stop ends it."""
+    path = tmp_path / "late.jsonl"
+    stop = threading.Event()
+    out: list[dict[str, Any]] = []
+    thread = threading.Thread(
+        target=lambda: out.extend(follow(path, poll_interval=0.01, stop=stop))
+    )
+    thread.start()
+    time.sleep(0.05)
+    with EventLog(path) as log:
+        log.append(usage_event(seq=1))
+    wait_for(lambda: len(out) == 1)
+    stop.set()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
+async def test_afollow_yields_from_start_and_stops_on_an_asyncio_event(tmp_path: Path) -> None:
+    """afollow with from_start replays the file, then yields new events until stopped."""
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path)
+    log.append(usage_event(seq=0))
+    stop = asyncio.Event()
+    seen: list[int] = []
+
+    async def consume() -> None:
+        async for event in afollow(path, from_start=True, poll_interval=0.01, stop=stop):
+            seen.append(event["seq"])
+            if len(seen) == 3:
+                stop.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.05)
+    log.append(usage_event(seq=1))
+    log.append(usage_event(seq=2))
+    await asyncio.wait_for(task, timeout=5)
+    log.close()
+    assert seen == [0, 1, 2]
