@@ -93,6 +93,8 @@ def expected(
 
 
 class State(TypedDict):
+    """The graphs' state: a message list."""
+
     messages: Annotated[list[AnyMessage], add_messages]
 
 
