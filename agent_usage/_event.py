@@ -151,8 +151,9 @@ def build_event(
     all_savings: list[float | None] = []
     for name, group in by_model.items():
         # Priced call by call: long-context tiers apply per request, not per sum.
-        costs = [pricer.cost(c.model, c.provider, c.usage) for c in group]
-        savings = [pricer.savings(c.model, c.provider, c.usage) for c in group]
+        priced = [pricer.price(c.model, c.provider, c.usage) for c in group]
+        costs = [cost for cost, _ in priced]
+        savings = [saved for _, saved in priced]
         provider = next((c.provider for c in group if c.provider), None)
         row: dict[str, Any] = {"provider": provider, **_token_fields(_sum_usage(group))}
         row["llm_calls"] = len(group)
