@@ -84,53 +84,65 @@ def _count(value: object) -> int | None:
     return None
 
 
-def _sum_keys(details: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
-    total: int | None = None
-    for key in keys:
-        total = _add(total, _count(details.get(key)))
-    return total
-
-
-# Keys in `input_token_details` / `output_token_details` that add up to one field.
-# langchain-openai: for service_tier "priority"/"flex" it prefixes the detail keys
-# ("priority_cache_read", "flex_reasoning", ...) instead of using the plain ones.
-_TIERS = ("priority", "flex")
-_CACHE_READ_KEYS = ("cache_read", *(f"{t}_cache_read" for t in _TIERS))
-_CACHE_CREATION_KEYS = ("cache_creation", *(f"{t}_cache_creation" for t in _TIERS))
-_REASONING_KEYS = ("reasoning", *(f"{t}_reasoning" for t in _TIERS))
-# langchain-anthropic and langchain-aws (Bedrock): TTL cache writes are reported under
-# these keys and the generic "cache_creation" is then set to 0.
+# Which part of `Usage` each key of `input_token_details` / `output_token_details`
+# adds to. Keys not listed (audio, ...) are subsets already inside the totals.
+_DETAIL_PARTS: dict[str, str] = {
+    # LangChain's UsageMetadata contract.
+    "cache_read": "read",
+    "cache_creation": "creation",
+    "reasoning": "reasoning",
+    # langchain-openai, service_tier "priority" / "flex": the same details under
+    # prefixed keys instead of the plain ones.
+    "priority_cache_read": "read",
+    "priority_cache_creation": "creation",
+    "priority_reasoning": "reasoning",
+    "flex_cache_read": "read",
+    "flex_cache_creation": "creation",
+    "flex_reasoning": "reasoning",
+    # langchain-openai: the tier's own total (the uncached / non-reasoning part) is
+    # neither cache nor reasoning; it only tells which tier billed the call.
+    "priority": "tier",
+    "flex": "tier",
+    # langchain-anthropic and langchain-aws (Bedrock): TTL cache writes under these
+    # keys, and the generic "cache_creation" then set to 0.
+    "ephemeral_5m_input_tokens": "ttl_5m",
+    "ephemeral_1h_input_tokens": "ttl_1h",
+}
 _TTL_5M_KEY = "ephemeral_5m_input_tokens"
 _TTL_1H_KEY = "ephemeral_1h_input_tokens"
 
 
 def _from_usage_metadata(um: Mapping[str, Any]) -> Usage:
-    input_details = um.get("input_token_details")
-    output_details = um.get("output_token_details")
-    if not isinstance(input_details, Mapping):
-        input_details = {}
-    if not isinstance(output_details, Mapping):
-        output_details = {}
+    parts: dict[str, int] = {}
+    tier: str | None = None
+    for details in (um.get("input_token_details"), um.get("output_token_details")):
+        if not isinstance(details, Mapping):
+            continue
+        for key, value in details.items():
+            part = _DETAIL_PARTS.get(key)
+            if part is None:
+                continue
+            if part == "tier":
+                tier = key
+                continue
+            n = _count(value)
+            if n is not None:
+                parts[part] = parts.get(part, 0) + n
 
-    creation = _sum_keys(input_details, _CACHE_CREATION_KEYS)
-    ttl_5m = _count(input_details.get(_TTL_5M_KEY))
-    ttl_1h = _count(input_details.get(_TTL_1H_KEY))
-    ttl_sum = _add(ttl_5m, ttl_1h)
+    creation = parts.get("creation")
+    ttl_1h = parts.get("ttl_1h")
+    ttl_sum = _add(parts.get("ttl_5m"), ttl_1h)
     if ttl_sum is not None and not creation:
         # The TTL split is the only true figure when the generic key says 0.
         creation = ttl_sum
 
-    # langchain-openai: a "priority"/"flex" total among the details marks the tier;
-    # it is the uncached/non-reasoning part, neither cache nor reasoning.
-    tier = next((t for t in _TIERS if t in input_details or t in output_details), None)
-
     return Usage(
         input_tokens=_count(um.get("input_tokens")),
         output_tokens=_count(um.get("output_tokens")),
-        cache_read_input_tokens=_sum_keys(input_details, _CACHE_READ_KEYS),
+        cache_read_input_tokens=parts.get("read"),
         cache_creation_input_tokens=creation,
         cache_creation_1h_input_tokens=ttl_1h,
-        reasoning_tokens=_sum_keys(output_details, _REASONING_KEYS),
+        reasoning_tokens=parts.get("reasoning"),
         service_tier=tier,
     )
 
