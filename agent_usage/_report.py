@@ -16,9 +16,11 @@ import io
 import os
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime, timedelta, timezone
-from operator import add, itemgetter
+from functools import partial
+from operator import add, is_not, itemgetter
 from typing import IO, Any
 
 from ._log import EventReader, read_events
@@ -53,13 +55,18 @@ _INT_FIELDS = (
     "reasoning_tokens",
     "llm_calls",
 )
-_CH1H = "cache_creation_1h_input_tokens"  # optional in events
-_SAVED = "cache_savings_usd"  # optional in events
+_CH1H = "cache_creation_1h_input_tokens"  # optional
+_SAVED = "cache_savings_usd"
 _WITHOUT = "llm_calls_without_usage"  # events only, not their per-model rows
-# Always present in a schema-1 event (cost may be null): one C-level lookup for all.
-_get_event = itemgetter(*_INT_FIELDS, "cost_usd", _WITHOUT)
-_get_model = itemgetter(*_INT_FIELDS, "cost_usd")
-_COST = len(_INT_FIELDS)  # position of cost_usd in those tuples
+# A group's running sums start with one vector in this order, so that a whole
+# event is added by one C-level itemgetter and one map(add).
+_VECTOR = (*_INT_FIELDS, _WITHOUT, "cost_usd", _SAVED)
+_CREATION = _VECTOR.index("cache_creation_input_tokens")
+_WITHOUT_AT, _COST, _SAVED_AT = (_VECTOR.index(f) for f in (_WITHOUT, "cost_usd", _SAVED))
+_get_vector = itemgetter(*_VECTOR)
+_known = partial(is_not, None)
+# Events a group holds before summing them: bounds memory per group.
+_FOLD_AT = 64
 
 # Column order of a row (after its key).
 ROW_FIELDS = (
@@ -77,82 +84,91 @@ ROW_FIELDS = (
 Row = dict[str, Any]
 BoundArg = str | date | datetime | None
 
-# The running sums of a group, a list for speed (this is the per-event hot path):
-# [ints in _INT_FIELDS order, without_usage, 1h cache writes, events,
-#  priced cost, unpriced events, cache savings, events with savings,
-#  events with a known cost]
+# The running sums of a group:
+# [vector in _VECTOR order, 1h cache writes, events, unpriced events,
+#  events with no known cost, events with no known savings]
 _Sums = list[Any]
 
 
 def _new_sums() -> _Sums:
-    return [[0] * len(_INT_FIELDS), 0, 0, 0, 0.0, 0, 0.0, 0, 0]
+    return [[0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0], 0, 0, 0, 0, 0]
 
 
-def _add(sums: _Sums, src: Mapping[str, Any], get: Any = _get_event) -> bool:
-    """Add one event (or, with `_get_model`, one model's share) to `sums`.
+def _add(sums: _Sums, src: Mapping[str, Any]) -> bool:
+    """Add one event (or one model's share of it) to `sums`; False if malformed.
 
-    Everything is computed before anything is stored, so a malformed event (a
-    summed field that is not a number) is refused whole: returns False.
+    The general path, for what the report's inline fast path leaves: null or
+    missing fields, unpriced events, 1h cache writes. A malformed event (a summed
+    field that is not a number) is refused whole.
     """
     try:
-        values = get(src)
-        # map stops at the shorter input: the ints, not the trailing cost/without.
-        ints = list(map(add, sums[0], values))
-        cost = values[_COST]
-        # An event is null-priced when any of its models is; its priced models'
-        # share still counts (the rare path: only such events look further).
-        known = _known_part(src, "cost_usd") if cost is None else cost
-        total_cost = sums[4] if known is None else sums[4] + known
-        without = sums[1] + values[-1] if len(values) > _COST + 1 else sums[1]
-        ch1h = src.get(_CH1H)
-        ch1h = sums[2] + ch1h if ch1h else sums[2]
-        saved = src.get(_SAVED)
-        if saved is None:
-            saved = _known_part(src, _SAVED)
-        total_saved = sums[6] if saved is None else sums[6] + saved
-    except (KeyError, TypeError):
-        return _add_filled(sums, src, get)
-    sums[0] = ints
-    sums[1] = without
-    sums[2] = ch1h
-    sums[3] += 1
-    sums[4] = total_cost
-    if cost is None:
-        sums[5] += 1
-    if known is not None:
-        sums[8] += 1
-    sums[6] = total_saved
-    if saved is not None:
-        sums[7] += 1
+        values = list(_get_vector(src))
+    except KeyError:
+        values = [src.get(f) for f in _VECTOR]
+    if None in values[:_COST]:
+        for i in range(_COST):
+            if values[i] is None:  # missing or null (older writers, model rows): 0
+                values[i] = 0
+    cost, saved = values[_COST], values[_SAVED_AT]
+    unpriced = cost is None
+    if unpriced:
+        # Null when any of the event's models is unpriced; the priced models'
+        # share still counts.
+        cost = _known_part(src, "cost_usd")
+    if saved is None:
+        saved = _known_part(src, _SAVED)
+    values[_COST] = cost or 0.0
+    values[_SAVED_AT] = saved or 0.0
+    ch1h = src.get(_CH1H) or 0
+    try:
+        vector = list(map(add, sums[0], values))
+        ch1h += sums[1]
+    except TypeError:
+        return False
+    sums[0] = vector
+    sums[1] = ch1h
+    sums[2] += 1
+    sums[3] += unpriced
+    sums[4] += cost is None
+    sums[5] += saved is None
     return True
+
+
+def _fold(sums: _Sums, batch: list[tuple[Any, ...]]) -> int:
+    """Add a batch of `_VECTOR` tuples to `sums`; returns how many were malformed.
+
+    Each item is a one-model event or a fully priced one, so a null cost or
+    savings means "nothing priced". A batch holding a non-number is added again
+    item by item through `_add`, which drops only the bad ones, each whole.
+    """
+    cols = list(zip(*batch, strict=True))
+    vector = sums[0]
+    try:
+        new = [vector[i] + sum(cols[i]) for i in range(_COST)]
+        costs, savings = cols[_COST], cols[_SAVED_AT]
+        new.append(vector[_COST] + sum(filter(_known, costs)))
+        new.append(vector[_SAVED_AT] + sum(filter(_known, savings)))
+    except TypeError:
+        return sum(not _add(sums, dict(zip(_VECTOR, item, strict=True))) for item in batch)
+    unpriced = costs.count(None)
+    sums[0] = new
+    sums[2] += len(batch)
+    sums[3] += unpriced
+    sums[4] += unpriced
+    sums[5] += savings.count(None)
+    return 0
 
 
 def _known_part(src: Mapping[str, Any], field: str) -> Any:
     """The sum of `field` over the event's models that have it; None if none has."""
     models = src.get("models")
-    if not isinstance(models, Mapping):
+    # One model: its figure is the event's, already known to be null.
+    if (type(models) is not dict and not isinstance(models, Mapping)) or len(models) < 2:
         return None
     known = [
         v for m in models.values() if isinstance(m, Mapping) and (v := m.get(field)) is not None
     ]
     return sum(known) if known else None
-
-
-def _add_filled(sums: _Sums, src: Mapping[str, Any], get: Any) -> bool:
-    """The rare path: counts missing or null (older writers) are taken as 0."""
-    fields = (*_INT_FIELDS, "cost_usd", _WITHOUT)
-    filled = {f: src.get(f) or 0 for f in fields}
-    filled["cost_usd"] = src.get("cost_usd")
-    if all(f in src and filled[f] is src[f] for f in fields):
-        return False  # nothing was missing or null: a field is not a number
-    filled[_CH1H] = src.get(_CH1H)
-    filled[_SAVED] = src.get(_SAVED)
-    filled["models"] = src.get("models")
-    try:
-        get(filled)
-    except KeyError:  # pragma: no cover - filled has every field
-        return False
-    return _add(sums, filled, get)
 
 
 def _merge(into: _Sums, sums: _Sums) -> None:
@@ -163,14 +179,13 @@ def _merge(into: _Sums, sums: _Sums) -> None:
 
 def _finish(key_name: str, key: Any, sums: _Sums) -> Row:
     """The public shape of a row: key first, then the summed event fields."""
-    ints, without, ch1h, events, cost, unpriced, saved, n_saved, n_priced = sums
-    row: Row = {key_name: key, "events": events, **dict(zip(_INT_FIELDS, ints, strict=True))}
+    vector, ch1h, events, unpriced, no_cost, no_saved = sums
+    row: Row = {key_name: key, "events": events, **dict(zip(_VECTOR, vector, strict=True))}
     row[_CH1H] = ch1h
-    row[_WITHOUT] = without
     # A group's cost is unknown only when nothing in it was priced.
-    row["cost_usd"] = round(cost, 10) if n_priced else None
+    row["cost_usd"] = round(row["cost_usd"], 10) if no_cost < events else None
     row["unpriced_events"] = unpriced
-    row[_SAVED] = round(saved, 10) if n_saved else None
+    row[_SAVED] = round(row[_SAVED], 10) if no_saved < events else None
     row["cache_hit_rate"] = (
         row["cache_read_input_tokens"] / row["input_tokens"] if row["input_tokens"] else None
     )
@@ -196,34 +211,77 @@ class Aggregate:
             raise ValueError(f"unknown grouping {by!r}: use one of {', '.join(GROUP_KEYS)}")
         self.by = by
         self.key_name = GROUP_KEYS[by]
-        self.malformed = 0
+        self._malformed = 0
         self._groups: dict[Any, _Sums] = {}
+        # Events waiting per group to be summed column-wise, at most _FOLD_AT each.
+        self._pending: defaultdict[Any, list[tuple[Any, ...]]] = defaultdict(list)
         # Only by model do groups overlap (an event splits over its models), so
-        # only then are the total's event counts kept apart.
-        self._total = _new_sums()
+        # only then are the total's counts kept apart: [events, unpriced events].
+        self._model_events = [0, 0]
+
+    @property
+    def malformed(self) -> int:
+        """Events dropped because a summed field was not a number."""
+        self._fold_all()
+        return self._malformed
 
     def feed(self, events: Iterable[Mapping[str, Any]]) -> Aggregate:
         """Add every event of `events`; returns self."""
-        groups = self._groups
+        pending = self._pending
         by = self.by
-        for e in events:
-            if by == "model":
+        get = _get_vector
+        if by == "model":
+            for e in events:
                 if not self._split_models(e):
-                    self.malformed += 1
-                continue
+                    self._malformed += 1
+            return self
+        for e in events:
             if by == "session":
                 key = e.get("session_id")
             else:
                 ts = e.get("timestamp")
                 key = (ts[:10] if by == "day" else ts[:13]) if isinstance(ts, str) else None
-            sums = groups.get(key)
-            if sums is None:
-                sums = groups[key] = _new_sums()
+            # The common event is one C-level lookup and one append; its group sums
+            # a batch of them column by column (C-level too) when the batch is full.
+            # This loop is the report's whole cost. Left to the general path: 1h
+            # cache writes, and a null cost or savings when there are several models
+            # (their priced share must be looked up).
+            try:
+                values = get(e)
+                if not (values[_CREATION] and e.get(_CH1H)) and (
+                    None not in values or len(e.get("models") or ()) < 2
+                ):
+                    batch = pending[key]
+                    batch.append(values)
+                    if len(batch) >= _FOLD_AT:
+                        self._fold(key, batch)
+                    continue
+            except (KeyError, TypeError):
+                pass
+            sums = self._sums(key)
             if not _add(sums, e):
-                self.malformed += 1
-                if not sums[3]:
-                    del groups[key]
+                self._malformed += 1
+                if not sums[2]:
+                    del self._groups[key]
         return self
+
+    def _sums(self, key: Any) -> _Sums:
+        sums = self._groups.get(key)
+        if sums is None:
+            sums = self._groups[key] = _new_sums()
+        return sums
+
+    def _fold(self, key: Any, batch: list[tuple[Any, ...]]) -> None:
+        sums = self._sums(key)
+        self._malformed += _fold(sums, batch)
+        batch.clear()
+        if not sums[2]:
+            del self._groups[key]
+
+    def _fold_all(self) -> None:
+        for key, batch in self._pending.items():
+            if batch:
+                self._fold(key, batch)
 
     def _split_models(self, e: Mapping[str, Any]) -> bool:
         """Split an event by its per-model breakdown, so mixed invokes count per model.
@@ -244,19 +302,20 @@ class Aggregate:
             sums = groups.get(name)
             if sums is None:
                 sums = groups[name] = _new_sums()
-            ok = _add(sums, m, _get_model) and ok
+            # A model row has no calls without usage: those are the event's.
+            ok = _add(sums, {**m, _WITHOUT: 0}) and ok
         if ok:  # (a malformed model share is dropped; the event's others stay counted)
-            self._total[3] += 1
+            self._model_events[0] += 1
             if e.get("cost_usd") is None:
-                self._total[5] += 1
+                self._model_events[1] += 1
         # Calls that reported no usage name no model: they count under the event's
         # label when it is one of its models, else under a row for the label itself.
         without = e.get(_WITHOUT)
-        if without and isinstance(without, int):
+        if without and type(without) is int:
             sums = groups.get(label)
             if sums is None:
                 sums = groups[label] = _new_sums()
-            sums[1] += without
+            sums[0][_WITHOUT_AT] += without
         return ok
 
     def rows(self, *, top: int | None = None) -> list[Row]:
@@ -265,6 +324,7 @@ class Aggregate:
         Days and hours come in time order, sessions and models by cost then
         tokens, most first; `top` keeps the N costliest (in that order).
         """
+        self._fold_all()
         rows = [_finish(self.key_name, k, r) for k, r in self._groups.items()]
         if top is not None or self.by in ("session", "model"):
             rows.sort(key=_cost_order, reverse=True)
@@ -274,12 +334,12 @@ class Aggregate:
 
     def total_row(self) -> Row:
         """The sum over all events, in the public row shape (key "total")."""
+        self._fold_all()
         total = _new_sums()
         for sums in self._groups.values():
             _merge(total, sums)
         if self.by == "model":
-            total[3] = self._total[3]
-            total[5] = self._total[5]
+            total[2], total[3] = self._model_events
         return _finish(self.key_name, "total", total)
 
 

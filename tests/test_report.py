@@ -267,8 +267,7 @@ def test_malformed_event_is_dropped_whole(tmp_path: Path) -> None:
     assert row["events"] == 2
     assert row["output_tokens"] == 200
     assert row["reasoning_tokens"] == 20
-    # The event's null savings fall back to its models' known savings.
-    assert row["cache_savings_usd"] == pytest.approx(0.004)
+    assert row["cache_savings_usd"] == pytest.approx(0.002)
 
 
 def test_prices_reprice_events(log: Path) -> None:
