@@ -396,3 +396,40 @@ def test_console_script_in_a_subprocess(log: Path) -> None:
     )
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1
+
+
+def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    """With stderr on a terminal, a long read draws a progress bar and then clears it."""
+    import pty
+
+    path = tmp_path / "events.jsonl"
+    with EventLog(path) as w:
+        for i in range(10_000):
+            w.append({**EVENTS[0], "session_id": f"s{i % 3}"})
+    master, slave = pty.openpty()
+    try:
+        try:
+            done = subprocess.run(
+                [str(Path(sys.executable).with_name("agent-usage")), "report", str(path)],
+                stdout=subprocess.PIPE,
+                stderr=slave,
+                timeout=60,
+                check=False,
+            )
+        finally:
+            os.close(slave)
+        err = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the terminal's other end is closed
+                break
+            if not chunk:
+                break
+            err += chunk
+    finally:
+        os.close(master)
+    assert done.returncode == 0
+    assert b"reading [" in err
+    assert err.endswith(b"\r")  # the bar is wiped before the report is read
+    assert b"s0" in done.stdout
