@@ -1,9 +1,10 @@
 """Reports: `llm_usage` events summed per session, model, day or hour.
 
 One streaming pass over the log: memory grows with the number of groups, never
-with the number of events. Per event the work is a handful of plain dict
-operations; day and hour keys are slices of the ISO timestamp (events are
-written in UTC), so no datetime is parsed per event.
+with the number of events. Per event the work is one C-level `itemgetter` and a
+list append; each group sums a batch of such tuples column-wise (C-level `sum`)
+when it holds `_FOLD_AT` of them. Day and hour keys are slices of the ISO
+timestamp (events are written in UTC), so no datetime is parsed per event.
 
 The `agent-usage report` subcommand lives here too (`add_arguments` / `run`).
 """
@@ -97,9 +98,9 @@ def _new_sums() -> _Sums:
 def _add(sums: _Sums, src: Mapping[str, Any]) -> bool:
     """Add one event (or one model's share of it) to `sums`; False if malformed.
 
-    The general path, for what the report's inline fast path leaves: null or
-    missing fields, unpriced events, 1h cache writes. A malformed event (a summed
-    field that is not a number) is refused whole.
+    The general path, for what the batched fast path leaves: missing or null
+    counts, partly unpriced events with several models, 1h cache writes, by-model
+    shares. A malformed event (a summed field that is not a number) is refused whole.
     """
     try:
         values = list(_get_vector(src))
@@ -168,7 +169,10 @@ def _known_part(src: Mapping[str, Any], field: str) -> Any:
     known = [
         v for m in models.values() if isinstance(m, Mapping) and (v := m.get(field)) is not None
     ]
-    return sum(known) if known else None
+    try:
+        return sum(known) if known else None
+    except TypeError:  # not numbers: as good as unknown
+        return None
 
 
 def _merge(into: _Sums, sums: _Sums) -> None:
@@ -396,7 +400,7 @@ class EventSource:
         prices: re-price every event with these prices (a mapping or a TOML/JSON file).
 
     Raises:
-        ValueError: a bad bound, or prices this build cannot apply.
+        ValueError: a bad bound, or bad prices (the message names the value).
         OSError: the log cannot be opened.
     """
 
@@ -414,10 +418,7 @@ class EventSource:
         if prices is not None:
             from ._pricing import Pricer
 
-            pricer = Pricer(prices)
-            if not hasattr(pricer, "reprice"):
-                raise ValueError("re-pricing is not available in this build (Pricer.reprice)")
-            self.reprice = pricer.reprice
+            self.reprice = Pricer(prices).reprice
         # The reader filters `since` itself (before events reach us); `until` is ours.
         self.reader: EventReader = read_events(path, types={"llm_usage"}, since=self.lo)
 
