@@ -433,3 +433,15 @@ def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     assert b"reading [" in err
     assert err.endswith(b"\r")  # the bar is wiped before the report is read
     assert b"s0" in done.stdout
+
+
+def test_cli_prices_file(log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--prices FILE re-prices with the user's TOML prices (per million tokens)."""
+    prices = tmp_path / "prices.toml"
+    prices.write_text(f'["{ACME}"]\ninput = 1.0\noutput = 10.0\n')
+    assert (
+        main(["report", str(log), "--by", "model", "--format", "json", "--prices", str(prices)])
+        == 0
+    )
+    acme = by_key(json.loads(capsys.readouterr().out), "model")[ACME]
+    assert acme["cost_usd"] == pytest.approx((300 * 1.0 + 30 * 10.0) / 1e6)
