@@ -667,10 +667,13 @@ class _Follower(_Matcher):
         self._file: Any = None
         self._stat: os.stat_result | None = None
         self._rest = b""
-        # Only a file already there at the first poll starts at its end.
-        self._first_poll = not from_start
         self._pending: list[str] = []
         self._in_rotated = False
+        # Open now, so "new" means appended after this call, not after the first poll.
+        # Only a file already there now starts at its end; one created later, at 0.
+        self._at_end = not from_start
+        self._open_next()
+        self._at_end = False
 
     def poll(self, budget: int = 4 * _CHUNK) -> tuple[list[dict[str, Any]], bool]:
         """New events, and whether more data is waiting (the read budget ran out)."""
@@ -700,7 +703,6 @@ class _Follower(_Matcher):
                 self._file.seek(0)
                 self._rest = b""
             break
-        self._first_poll = False
         return out, False
 
     def _open_next(self) -> bool:
@@ -713,7 +715,7 @@ class _Follower(_Matcher):
             f = open(self.path, "rb", buffering=0)  # noqa: SIM115
         except OSError:
             return False  # not there yet (or mid-rotation): try again next poll
-        if self._first_poll:
+        if self._at_end:
             f.seek(0, os.SEEK_END)
         self._set_file(f, rotated=False)
         return True
@@ -752,17 +754,23 @@ def follow(
 ) -> Iterator[dict[str, Any]]:
     """Yield events as they are appended to `path`, like `tail -F`.
 
-    Starts at the end of the file (or its beginning with `from_start`), waits for the
-    file if it does not exist yet, and keeps going across rotation (the renamed file
-    is read to its end first) and truncation. Stops when `stop` is set or the
-    generator is closed.
+    Events appended after this call are yielded (with `from_start`, those already in
+    the file first). If the file does not exist yet, it is waited for and read from
+    its start. Rotation (the renamed file is read to its end, and so are files rotated
+    after it) and truncation are followed. Stops when `stop` is set or the generator
+    is closed.
 
     Args:
         types, since: as for `read_events`.
         poll_interval: seconds between checks when there is nothing new.
         stop: set it (from any thread) to end the iteration within `poll_interval`.
     """
-    follower = _Follower(os.fspath(path), types, since, from_start)
+    return _follow(_Follower(os.fspath(path), types, since, from_start), poll_interval, stop)
+
+
+def _follow(
+    follower: _Follower, poll_interval: float, stop: threading.Event | None
+) -> Iterator[dict[str, Any]]:
     try:
         while stop is None or not stop.is_set():
             events, more = follower.poll()
@@ -776,7 +784,7 @@ def follow(
         follower.close()
 
 
-async def afollow(
+def afollow(
     path: str | os.PathLike[str],
     *,
     types: Iterable[str] | None = None,
@@ -785,13 +793,18 @@ async def afollow(
     poll_interval: float = 0.25,
     stop: _Stop | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
-    """Async `follow`: the same events, sleeping with `asyncio.sleep` between polls.
+    """Async `follow` (use with `async for`): the same events, waiting with `asyncio.sleep`.
 
     Each poll reads at most a few MiB, so a long backlog never blocks the event loop
     for long. Stops when `stop` (an `asyncio.Event` or `threading.Event`) is set, the
     generator is closed, or the task is cancelled.
     """
-    follower = _Follower(os.fspath(path), types, since, from_start)
+    return _afollow(_Follower(os.fspath(path), types, since, from_start), poll_interval, stop)
+
+
+async def _afollow(
+    follower: _Follower, poll_interval: float, stop: _Stop | None
+) -> AsyncIterator[dict[str, Any]]:
     try:
         while stop is None or not stop.is_set():
             events, more = follower.poll()

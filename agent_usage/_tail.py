@@ -95,11 +95,13 @@ def run(args: argparse.Namespace) -> int:
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
     if not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+    events = follow(
+        path, types={"llm_usage"}, from_start=args.from_start, poll_interval=args.interval
+    )
+    # Only now, with the file open at its end, is every later append sure to show.
     print(f"following {path} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     try:
-        for event in follow(
-            path, types={"llm_usage"}, from_start=args.from_start, poll_interval=args.interval
-        ):
+        for event in events:
             print(format_event(event), flush=True)
     except BrokenPipeError:
         # `agent-usage tail ... | head`: the reader left; quiet the flush at exit too.
