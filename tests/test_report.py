@@ -118,14 +118,14 @@ EVENTS = [
 
 @pytest.fixture
 def log(tmp_path: Path) -> Path:
-    """A log of EVENTS mixed with another event type and a few bad lines."""
+    """A log of EVENTS mixed with another event type and two bad lines."""
     path = tmp_path / "events.jsonl"
     with EventLog(path) as w:
         for e in EVENTS:
             w.append(e)
             w.append({"type": "tool_call", "timestamp": e["timestamp"], "session_id": "x"})
-    with open(path, "a") as f:
-        f.write("not json\n\n")
+    with open(path, "a") as f:  # two bad lines that could have been llm_usage events
+        f.write('{"type": "llm_usage", "input_tokens": 12\n"llm_usage"\n')
     return path
 
 
@@ -445,3 +445,21 @@ def test_cli_prices_file(log: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     )
     acme = by_key(json.loads(capsys.readouterr().out), "model")[ACME]
     assert acme["cost_usd"] == pytest.approx((300 * 1.0 + 30 * 10.0) / 1e6)
+
+
+def test_by_model_drops_a_malformed_share_whole(tmp_path: Path) -> None:
+    """By model, a share with a non-numeric count is dropped whole; the others stay."""
+    path = tmp_path / "events.jsonl"
+    bad = event(
+        "2026-11-20T10:00:00+00:00",
+        "s1",
+        {SONNET: model_row(100, 10, cost=0.5), MINI: model_row(100, 10, cost=0.25)},
+    )
+    bad["models"][MINI]["output_tokens"] = "ten"
+    with EventLog(path) as w:
+        w.append(EVENTS[0])
+        w.append(bad)
+    rows = by_key(report(path, by="model"), "model")
+    assert rows[SONNET]["events"] == 2
+    assert rows[SONNET]["input_tokens"] == 1100
+    assert MINI not in rows
