@@ -61,10 +61,13 @@ _SAVED = "cache_savings_usd"
 _WITHOUT = "llm_calls_without_usage"  # events only, not their per-model rows
 # A group's running sums start with one vector in this order, so that a whole
 # event is added by one C-level itemgetter and one map(add).
-_VECTOR = (*_INT_FIELDS, _WITHOUT, "cost_usd", _SAVED)
+# Calls without usage come last: a model's share has everything but them.
+_VECTOR = (*_INT_FIELDS, "cost_usd", _SAVED, _WITHOUT)
 _CREATION = _VECTOR.index("cache_creation_input_tokens")
-_WITHOUT_AT, _COST, _SAVED_AT = (_VECTOR.index(f) for f in (_WITHOUT, "cost_usd", _SAVED))
+_COST, _SAVED_AT, _WITHOUT_AT = (_VECTOR.index(f) for f in ("cost_usd", _SAVED, _WITHOUT))
+_COUNTS = (*range(len(_INT_FIELDS)), _WITHOUT_AT)
 _get_vector = itemgetter(*_VECTOR)
+_get_model = itemgetter(*_VECTOR[:_WITHOUT_AT])
 _known = partial(is_not, None)
 # Events a group holds before summing them: bounds memory per group.
 _FOLD_AT = 64
@@ -92,7 +95,7 @@ _Sums = list[Any]
 
 
 def _new_sums() -> _Sums:
-    return [[0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0], 0, 0, 0, 0, 0]
+    return [[0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0], 0, 0, 0, 0, 0]
 
 
 def _add(sums: _Sums, src: Mapping[str, Any]) -> bool:
@@ -106,10 +109,9 @@ def _add(sums: _Sums, src: Mapping[str, Any]) -> bool:
         values = list(_get_vector(src))
     except KeyError:
         values = [src.get(f) for f in _VECTOR]
-    if None in values[:_COST]:
-        for i in range(_COST):
-            if values[i] is None:  # missing or null (older writers, model rows): 0
-                values[i] = 0
+    for i in _COUNTS:
+        if values[i] is None:  # missing or null (older writers; model shares): 0
+            values[i] = 0
     cost, saved = values[_COST], values[_SAVED_AT]
     unpriced = cost is None
     if unpriced:
@@ -138,9 +140,10 @@ def _add(sums: _Sums, src: Mapping[str, Any]) -> bool:
 def _fold(sums: _Sums, batch: list[tuple[Any, ...]]) -> int:
     """Add a batch of `_VECTOR` tuples to `sums`; returns how many were malformed.
 
-    Each item is a one-model event or a fully priced one, so a null cost or
-    savings means "nothing priced". A batch holding a non-number is added again
-    item by item through `_add`, which drops only the bad ones, each whole.
+    Each item is a model's share, a one-model event or a fully priced one, so a
+    null cost or savings means "nothing priced". A model's share stops before
+    calls without usage. A batch holding a non-number is added again item by
+    item through `_add`, which drops only the bad ones, each whole.
     """
     cols = list(zip(*batch, strict=True))
     vector = sums[0]
@@ -149,8 +152,11 @@ def _fold(sums: _Sums, batch: list[tuple[Any, ...]]) -> int:
         costs, savings = cols[_COST], cols[_SAVED_AT]
         new.append(vector[_COST] + sum(filter(_known, costs)))
         new.append(vector[_SAVED_AT] + sum(filter(_known, savings)))
+        without = sum(cols[_WITHOUT_AT]) if len(cols) > _WITHOUT_AT else 0
+        new.append(vector[_WITHOUT_AT] + without)
     except TypeError:
-        return sum(not _add(sums, dict(zip(_VECTOR, item, strict=True))) for item in batch)
+        # (zip: a model's share is one field short, _add reads it as 0)
+        return sum(not _add(sums, dict(zip(_VECTOR, item))) for item in batch)  # noqa: B905
     unpriced = costs.count(None)
     sums[0] = new
     sums[2] += len(batch)
@@ -236,8 +242,7 @@ class Aggregate:
         get = _get_vector
         if by == "model":
             for e in events:
-                if not self._split_models(e):
-                    self._malformed += 1
+                self._split_models(e)
             return self
         for e in events:
             if by == "session":
@@ -287,40 +292,44 @@ class Aggregate:
             if batch:
                 self._fold(key, batch)
 
-    def _split_models(self, e: Mapping[str, Any]) -> bool:
+    def _split_models(self, e: Mapping[str, Any]) -> None:
         """Split an event by its per-model breakdown, so mixed invokes count per model.
 
         The total is kept apart here (an event spans several rows): its events and
         unpriced events are counted, its sums are the model rows' sums.
         """
-        groups = self._groups
         models = e.get("models")
         label = e.get("model")
         if not isinstance(models, Mapping) or not models:
             # An event without a breakdown (older writers): the label is the model.
             models = {label: e}
-        ok = True
+        pending = self._pending
         for name, m in models.items():
-            if not isinstance(m, Mapping):
-                continue
-            sums = groups.get(name)
-            if sums is None:
-                sums = groups[name] = _new_sums()
-            # A model row has no calls without usage: those are the event's.
-            ok = _add(sums, {**m, _WITHOUT: 0}) and ok
-        if ok:  # (a malformed model share is dropped; the event's others stay counted)
-            self._model_events[0] += 1
-            if e.get("cost_usd") is None:
-                self._model_events[1] += 1
+            # As for events: a lookup and an append, or the general path.
+            try:
+                values = _get_model(m)
+                if not (values[_CREATION] and m.get(_CH1H)):
+                    batch = pending[name]
+                    batch.append(values)
+                    if len(batch) >= _FOLD_AT:
+                        self._fold(name, batch)
+                    continue
+            except (KeyError, TypeError):
+                pass
+            if isinstance(m, Mapping):
+                sums = self._sums(name)
+                if not _add(sums, m):
+                    self._malformed += 1
+                    if not sums[2]:
+                        del self._groups[name]
+        self._model_events[0] += 1
+        if e.get("cost_usd") is None:
+            self._model_events[1] += 1
         # Calls that reported no usage name no model: they count under the event's
         # label when it is one of its models, else under a row for the label itself.
         without = e.get(_WITHOUT)
         if without and type(without) is int:
-            sums = groups.get(label)
-            if sums is None:
-                sums = groups[label] = _new_sums()
-            sums[0][_WITHOUT_AT] += without
-        return ok
+            self._sums(label)[0][_WITHOUT_AT] += without
 
     def rows(self, *, top: int | None = None) -> list[Row]:
         """The groups in their public shape.
