@@ -81,10 +81,17 @@ def run_child(
 # ---------------------------------------------------------------------------- writer
 
 
-def test_append_writes_one_line_per_event_with_mode_0600(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"fsync": True}, {"max_bytes": 10**6}],
+    ids=["default", "fsync", "rotation-on"],
+)
+def test_append_writes_one_line_per_event_with_mode_0600(
+    tmp_path: Path, options: dict[str, Any]
+) -> None:
     """Each append is one JSON line; a new file is private to its owner."""
     path = tmp_path / "events.jsonl"
-    with EventLog(path) as log:
+    with EventLog(path, **options) as log:
         for i in range(3):
             log.append(usage_event(seq=i))
         assert log.path == str(path)
@@ -330,6 +337,40 @@ def test_append_after_close(tmp_path: Path, strict: bool) -> None:
     else:
         log.append(usage_event())
         assert log.dropped == 1
+
+
+def test_close_while_threads_append_is_safe(tmp_path: Path) -> None:
+    """Closing under concurrent appends raises nothing, and no event lands in another file."""
+    log = EventLog(tmp_path / "events.jsonl")
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def hammer() -> None:
+        try:
+            while not stop.is_set():
+                log.append(usage_event())
+        except BaseException as exc:  # pragma: no cover - the failure being tested for
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.05)
+    log.close()
+    # Opened right after close: it would get a freed descriptor number first.
+    other = tmp_path / "other.jsonl"
+    with open(other, "wb") as f:
+        time.sleep(0.05)
+        stop.set()
+        for t in threads:
+            t.join()
+        f.flush()
+    assert errors == []
+    assert other.read_bytes() == b""
+    assert log.dropped > 0
+    reader = read_events(tmp_path / "events.jsonl")
+    assert len(list(reader)) > 0
+    assert reader.skipped == 0
 
 
 class Color(enum.Enum):
