@@ -172,9 +172,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"ran {invokes} agent invokes; events appended to {args.log}\n")
     from . import _report
 
-    report_args = argparse.Namespace(
-        path=args.log, by="session", since=None, until=None, format="table", top=None, prices=None
-    )
-    code = _report.run(report_args)
+    # Parse through the report's own options, so the demo prints what `report` would.
+    report_parser = argparse.ArgumentParser(prog="agent-usage report")
+    _report.add_arguments(report_parser)
+    code = _report.run(report_parser.parse_args([os.fspath(args.log), "--by", "session"]))
     print(f"\nnext: agent-usage dashboard {args.log} -o dashboard.html")
     return code

@@ -70,4 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Run as `python -m agent_usage.cli`: go through the imported module, so that the
+    # CliError the subcommands raise is the class caught above, not a __main__ copy.
+    from agent_usage.cli import main as _main
+
+    sys.exit(_main())
