@@ -9,7 +9,7 @@ points are thin shells around `_Invocation`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from typing import Any
 
 from langchain_core.callbacks import BaseCallbackManager
@@ -141,25 +141,25 @@ class TrackedAgent:
 
     def stream(
         self, input: Any, config: Mapping[str, Any] | None = None, **kwargs: Any
-    ) -> Iterator[Any]:
+    ) -> Generator[Any, None, None]:
         """Yield the agent's `stream` chunks unchanged; log usage when the stream ends."""
         return self._tracked_stream(self._agent.stream, input, config, kwargs)
 
     def astream(
         self, input: Any, config: Mapping[str, Any] | None = None, **kwargs: Any
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[Any, None]:
         """Yield the agent's `astream` chunks unchanged; log usage when the stream ends."""
         return self._tracked_astream(self._agent.astream, input, config, kwargs)
 
     def astream_events(
         self, input: Any, config: Mapping[str, Any] | None = None, **kwargs: Any
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[Any, None]:
         """Yield the agent's `astream_events` unchanged; log usage when the stream ends."""
         return self._tracked_astream(self._agent.astream_events, input, config, kwargs)
 
     def _tracked_stream(
         self, method: Any, input: Any, config: Mapping[str, Any] | None, kwargs: Any
-    ) -> Iterator[Any]:
+    ) -> Generator[Any, None, None]:
         call = _Invocation(self, config)
         inner = method(input, call.config, **kwargs)
         failure: BaseException | None = GeneratorExit()  # closed before the end: cancelled
@@ -177,7 +177,7 @@ class TrackedAgent:
 
     async def _tracked_astream(
         self, method: Any, input: Any, config: Mapping[str, Any] | None, kwargs: Any
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[Any, None]:
         call = _Invocation(self, config)
         inner = method(input, call.config, **kwargs)
         failure: BaseException | None = GeneratorExit()  # closed before the end: cancelled

@@ -257,13 +257,13 @@ def bench_memory(path: Path, tmp: Path, lines: int) -> None:
                 shutil.copyfileobj(f, out, 16 << 20)
     figures = []
     for label, file in (("1x", path), ("4x", big)):
-        out = subprocess.run(
+        stdout = subprocess.run(
             [sys.executable, __file__, "--peak-rss-of", str(file)],
             check=True,
             capture_output=True,
             text=True,
         ).stdout
-        m = json.loads(out)
+        m = json.loads(stdout)
         figures.append(m)
         print(
             f"memory: {label} ({lines * int(label[0]):,} lines, "

@@ -105,8 +105,9 @@ class Sdk:
                 for metric in sm.metrics:
                     if metric.name == name:
                         for p in metric.data.data_points:
-                            value = p.sum if hasattr(p, "bucket_counts") else p.value
-                            out.append((dict(p.attributes or {}), value))
+                            point: Any = p  # a histogram point has .sum, a counter's .value
+                            value = point.sum if hasattr(point, "bucket_counts") else point.value
+                            out.append((dict(point.attributes or {}), value))
         return out
 
     def close(self) -> None:
@@ -191,7 +192,8 @@ def test_session_id_on_metrics_only_when_opted_in(opt_in: bool, expected: str | 
         s.send(EVENT)
         for name in ("gen_ai.client.token.usage", "agent_usage.invokes"):
             assert {a.get("gen_ai.conversation.id") for a, _ in s.points(name)} == {expected}
-        assert s.spans.get_finished_spans()[0].attributes["gen_ai.conversation.id"] == "sess-1"
+        attributes = s.spans.get_finished_spans()[0].attributes or {}
+        assert attributes["gen_ai.conversation.id"] == "sess-1"
     finally:
         s.close()
 
@@ -284,7 +286,9 @@ def test_token_histogram_unit_matches_semconv() -> None:
     semconv_metrics.create_gen_ai_client_token_usage(
         MeterProvider(metric_readers=[reader]).get_meter("x")
     ).record(1)
-    (metric,) = reader.get_metrics_data().resource_metrics[0].scope_metrics[0].metrics
+    data = reader.get_metrics_data()
+    assert data is not None
+    (metric,) = data.resource_metrics[0].scope_metrics[0].metrics
     assert inst.unit == metric.unit == "{token}"
 
 
@@ -313,7 +317,7 @@ def test_tracked_langgraph_invoke_reaches_the_sdk(sdk: Sdk, tmp_path: Path) -> N
         == {("input",): 120, ("output",): 30}
     )
     (span,) = sdk.spans.get_finished_spans()
-    assert span.attributes["agent_usage.invoke_id"] == event["invoke_id"]
+    assert (span.attributes or {})["agent_usage.invoke_id"] == event["invoke_id"]
 
 
 class Receiver:
@@ -328,7 +332,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
-                kind = {
+                kind: dict[str, Any] = {
                     "/v1/metrics": ExportMetricsServiceRequest,
                     "/v1/traces": ExportTraceServiceRequest,
                 }

@@ -108,12 +108,12 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def dead_posthog() -> tuple[Any, Callable[[], None]]:
+def dead_posthog() -> tuple[Any, Callable[[], object]]:
     exporter = PostHogExporter("k", host=f"http://127.0.0.1:{closed_port()}", max_retries=0)
     return exporter, lambda: exporter.shutdown(2)
 
 
-def dead_otel() -> tuple[Any, Callable[[], None]]:
+def dead_otel() -> tuple[Any, Callable[[], object]]:
     url = f"http://127.0.0.1:{closed_port()}"
     meters = MeterProvider(
         metric_readers=[
@@ -150,7 +150,7 @@ def tiny_graph() -> Any:
 
 @pytest.mark.parametrize("build", [dead_posthog, dead_otel], ids=["posthog", "otel"])
 def test_dead_endpoint_does_not_slow_or_break_the_agent(
-    build: Callable[[], tuple[Any, Callable[[], None]]], tmp_path: Path
+    build: Callable[[], tuple[Any, Callable[[], object]]], tmp_path: Path
 ) -> None:
     """An exporter pointed at a closed port adds no visible latency and no error to invokes."""
     logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)  # the SDK logs each retry

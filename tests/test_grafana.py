@@ -69,7 +69,8 @@ PROMQL_WORDS = {
 
 
 def load() -> dict[str, Any]:
-    return json.loads(DASHBOARD.read_text())
+    dashboard: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return dashboard
 
 
 def exprs(dashboard: dict[str, Any]) -> list[str]:
@@ -153,7 +154,9 @@ def test_instruments_table_is_what_the_sdk_emits() -> None:
     )
     assert exporter.shutdown(5)
     seen = set()
-    for rm in reader.get_metrics_data().resource_metrics:
+    data = reader.get_metrics_data()
+    assert data is not None
+    for rm in data.resource_metrics:
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
                 if isinstance(metric.data, Histogram):

@@ -51,18 +51,19 @@ def test_every_module_has_a_docstring() -> None:
 
 
 def test_ruff_is_clean() -> None:
-    """ruff finds nothing in the package, tests and benchmarks."""
-    out = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "agent_usage", "tests", "bench"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
+    """ruff (lint and format) finds nothing in the package, tests and benchmarks."""
+    for command in (["check"], ["format", "--check"]):
+        out = subprocess.run(
+            [sys.executable, "-m", "ruff", *command, "agent_usage", "tests", "bench"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_mypy_is_clean() -> None:
-    """mypy --strict finds nothing in the package."""
+    """mypy --strict finds nothing in the package, tests and benchmarks."""
     out = subprocess.run(
         [sys.executable, "-m", "mypy"],
         cwd=ROOT,
