@@ -7,7 +7,8 @@ callbacks) and every invoke appends one `llm_usage` event to an `EventLog`.
 from __future__ import annotations
 
 from ._handler import UsageCallbackHandler
-from ._log import EventLog, afollow, follow, read_events
+from ._log import EventLog
+from ._read import afollow, follow, read_events
 from ._report import report
 from ._usage import Usage, normalize_usage
 from ._wrapper import track_usage

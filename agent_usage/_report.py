@@ -24,8 +24,8 @@ from functools import partial
 from operator import add, is_not, itemgetter
 from typing import IO, Any
 
-from ._log import EventReader, read_events
 from ._pricing import PricesArg
+from ._read import EventReader, read_events
 
 __all__ = [
     "GROUP_KEYS",

@@ -85,7 +85,7 @@ def format_event(event: Mapping[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Print each new `llm_usage` event until interrupted."""
-    from agent_usage._log import follow
+    from agent_usage._read import follow
     from agent_usage.cli import CliError
 
     path: str = args.path
