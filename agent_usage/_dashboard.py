@@ -26,10 +26,8 @@ from string import Template
 from typing import Any
 
 from ._pricing import PricesArg
-from ._report import (
-    Aggregate,
-    BoundArg,
-    EventSource,
+from ._report import Aggregate, BoundArg, EventSource
+from ._report_cli import (
     add_time_arguments,
     format_money,
     format_rate,

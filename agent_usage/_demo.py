@@ -170,11 +170,11 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--sessions and --turns must be at least 1")
     invokes = asyncio.run(run_demo(args.log, sessions=args.sessions, turns=args.turns))
     print(f"ran {invokes} agent invokes; events appended to {args.log}\n")
-    from . import _report
+    from . import _report_cli
 
     # Parse through the report's own options, so the demo prints what `report` would.
     report_parser = argparse.ArgumentParser(prog="agent-usage report")
-    _report.add_arguments(report_parser)
-    code = _report.run(report_parser.parse_args([os.fspath(args.log), "--by", "session"]))
+    _report_cli.add_arguments(report_parser)
+    code = _report_cli.run(report_parser.parse_args([os.fspath(args.log), "--by", "session"]))
     print(f"\nnext: agent-usage dashboard {args.log} -o dashboard.html")
     return code

@@ -18,7 +18,7 @@ __all__ = ["CliError", "main"]
 
 # name -> (module, one-line help)
 _COMMANDS: dict[str, tuple[str, str]] = {
-    "report": ("agent_usage._report", "sum usage per session, model, day or hour"),
+    "report": ("agent_usage._report_cli", "sum usage per session, model, day or hour"),
     "dashboard": ("agent_usage._dashboard", "write a self-contained HTML dashboard"),
     "tail": ("agent_usage._tail", "follow the log and print each new llm_usage event"),
     "export": ("agent_usage.exporters._cli", "back-fill a log into OpenTelemetry or PostHog"),
