@@ -112,9 +112,19 @@ class Recorder:
         self.failures = _Once()
 
     def emit(
-        self, tally: Tally, *, invoke_id: str, session_id: str | None, status: Status
+        self,
+        tally: Tally,
+        *,
+        invoke_id: str,
+        session_id: str | None,
+        status: Status,
+        strict: bool = True,
     ) -> LlmUsageEvent | None:
-        """Write the event for a finished invoke (nothing when it used no tokens)."""
+        """Write the event for a finished invoke (nothing when it used no tokens).
+
+        A write failure is counted and logged once; it is raised only when the log
+        is strict and `strict` is true (False when the invoke itself raised).
+        """
         try:
             event = build_event(
                 tally,
@@ -134,7 +144,7 @@ class Recorder:
             try:
                 self.sink.append(event)
             except Exception as exc:
-                if getattr(self.sink, "strict", False):
+                if strict and getattr(self.sink, "strict", False):
                     raise
                 self.failures.failed("writing the llm_usage event", exc)
         for exporter in self.exporters:
@@ -344,6 +354,7 @@ class UsageCallbackHandler(_CallRecorder):
                 invoke_id=str(run_id),
                 session_id=found.session_id,
                 status=status_of(error),
+                strict=error is None,
             )
 
     def _on_model_start(self, run_id: UUID, parent_run_id: UUID | None, metadata: Any) -> None:

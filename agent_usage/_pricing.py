@@ -145,11 +145,12 @@ class Pricer:
             in USD per million tokens ("input" and "output" required, the cache
             rates default as in the library data: reads and writes at the input
             rate, 1h writes at 2x input), with an optional "provider" that limits
-            the entry to calls from that provider (or that report none). Or the path of a ``.toml``
-            (Python 3.11+, or with `tomli` installed) or ``.json`` file holding
-            that mapping. A name matches the call's model as reported, without a
-            ``provider:`` / ``models/`` prefix, or the library's model id (so
-            "claude-sonnet-4-5" also covers "claude-sonnet-4-5-20250929").
+            the entry to calls from that provider (or that report none). Or the
+            path of a ``.toml`` (`tomllib`; the `tomli` backport on Python 3.10)
+            or ``.json`` file holding that mapping. A name matches the call's
+            model as reported, without a ``provider:`` / ``models/`` prefix, or
+            the library's model id (so "claude-sonnet-4-5" also covers
+            "claude-sonnet-4-5-20250929").
 
     Raises:
         ValueError: an unreadable file, an unknown key, a missing, negative or

@@ -46,11 +46,14 @@ class _Invocation:
         self.session_id = tracker._session_for(cfg)
 
     def end(self, exc: BaseException | None) -> None:
+        # A strict log may raise from here, but never in place of the agent's own
+        # exception: that one reaches the caller unchanged.
         self.tracker._recorder.emit(
             self.handler.tally,
             invoke_id=self.invoke_id,
             session_id=self.session_id,
             status=status_of(exc),
+            strict=exc is None,
         )
 
 
@@ -194,25 +197,68 @@ class TrackedAgent:
                 await aclose()
             call.end(failure)
 
-    def batch(self, inputs: Sequence[Any], config: Any = None, **kwargs: Any) -> list[Any]:
-        """`invoke` each input (one event each), as `Runnable.batch` does."""
-        from langchain_core.runnables.config import get_config_list
+    def batch(
+        self,
+        inputs: Sequence[Any],
+        config: Any = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """`invoke` each input in a thread pool (one event each), as `Runnable.batch` does.
 
+        Honours the config's `max_concurrency`; with `return_exceptions`, a failed
+        input's exception takes its place in the result list.
+        """
+        from langchain_core.runnables.config import get_config_list, get_executor_for_config
+
+        if not inputs:
+            return []
         configs = get_config_list(config, len(inputs))
-        return [self.invoke(x, c, **kwargs) for x, c in zip(inputs, configs, strict=True)]
 
-    async def abatch(self, inputs: Sequence[Any], config: Any = None, **kwargs: Any) -> list[Any]:
-        """`ainvoke` the inputs concurrently (one event each), as `Runnable.abatch` does."""
-        import asyncio
+        def one(x: Any, c: Any) -> Any:
+            if not return_exceptions:
+                return self.invoke(x, c, **kwargs)
+            try:
+                return self.invoke(x, c, **kwargs)
+            except Exception as exc:
+                return exc
 
+        if len(inputs) == 1:
+            return [one(inputs[0], configs[0])]
+        with get_executor_for_config(configs[0]) as executor:
+            return list(executor.map(one, inputs, configs))
+
+    async def abatch(
+        self,
+        inputs: Sequence[Any],
+        config: Any = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """`ainvoke` the inputs concurrently (one event each), as `Runnable.abatch` does.
+
+        Honours the config's `max_concurrency`; with `return_exceptions`, a failed
+        input's exception takes its place in the result list.
+        """
         from langchain_core.runnables.config import get_config_list
+        from langchain_core.runnables.utils import gather_with_concurrency
 
+        if not inputs:
+            return []
         configs = get_config_list(config, len(inputs))
-        return list(
-            await asyncio.gather(
-                *(self.ainvoke(x, c, **kwargs) for x, c in zip(inputs, configs, strict=True))
-            )
-        )
+
+        async def one(x: Any, c: Any) -> Any:
+            if not return_exceptions:
+                return await self.ainvoke(x, c, **kwargs)
+            try:
+                return await self.ainvoke(x, c, **kwargs)
+            except Exception as exc:
+                return exc
+
+        limit = configs[0].get("max_concurrency")
+        return list(await gather_with_concurrency(limit, *map(one, inputs, configs)))
 
 
 def track_usage(

@@ -1,7 +1,7 @@
 """Tracking overhead: tracked vs untracked ainvoke of a one-node LangGraph graph.
 
 The worst case for overhead: an in-process fake chat model that answers in
-microseconds, so the bookkeeping is all there is to see. Three variants run
+microseconds, so the bookkeeping is all there is to see. Four variants run
 interleaved in the same process, several rounds each, and the medians are
 compared:
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import operator
+import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
@@ -514,6 +516,65 @@ def test_batch_logs_one_event_per_input(tmp_path: Path) -> None:
     assert sorted(e["input_tokens"] for e in events(log_path)) == [1001, 1002]
 
 
+def gated_graph(counter: dict[str, int]) -> Any:
+    """Calls the echo model, then fails on input "13"; counts how many run at once."""
+    model = echo_session_model()
+    lock = threading.Lock()
+
+    def call(state: State) -> dict[str, Any]:
+        # A sync node: sync invokes run it in batch's threads, async ones in executors.
+        with lock:
+            counter["now"] += 1
+            counter["peak"] = max(counter["peak"], counter["now"])
+        time.sleep(0.02)
+        with lock:
+            counter["now"] -= 1
+        reply = model.invoke(state["messages"])
+        if state["messages"][-1].content == "13":
+            raise ValueError("unlucky")
+        return {"messages": [reply]}
+
+    g = StateGraph(State)
+    g.add_node("model", call)
+    g.add_edge(START, "model")
+    g.add_edge("model", END)
+    return g.compile()
+
+
+@pytest.mark.parametrize("method", ["batch", "abatch"])
+async def test_batch_honours_max_concurrency_and_return_exceptions(
+    tmp_path: Path, method: str
+) -> None:
+    """As Runnable.batch: at most max_concurrency at once, exceptions returned in place."""
+    log_path = tmp_path / "events.jsonl"
+    counter = {"now": 0, "peak": 0}
+    agent = track_usage(gated_graph(counter), EventLog(log_path))
+    inputs = [{"messages": [HumanMessage(str(i))]} for i in range(10, 16)]
+    config = {"max_concurrency": 2}
+    if method == "abatch":
+        results = await agent.abatch(inputs, config, return_exceptions=True)
+    else:
+        results = await asyncio.to_thread(agent.batch, inputs, config, return_exceptions=True)
+    assert counter["peak"] == 2
+    assert isinstance(results[3], ValueError)
+    assert [r["messages"][-1].content for i, r in enumerate(results) if i != 3] == [
+        "echo 10",
+        "echo 11",
+        "echo 12",
+        "echo 14",
+        "echo 15",
+    ]
+    by_input = {e["input_tokens"] - 1000: e["status"] for e in events(log_path)}
+    assert by_input == {10: "ok", 11: "ok", 12: "ok", 13: "error", 14: "ok", 15: "ok"}
+
+
+async def test_abatch_without_return_exceptions_raises(tmp_path: Path) -> None:
+    """Without return_exceptions the first failure propagates, as from Runnable.abatch."""
+    agent = track_usage(gated_graph({"now": 0, "peak": 0}), EventLog(tmp_path / "e.jsonl"))
+    with pytest.raises(ValueError, match="unlucky"):
+        await agent.abatch([{"messages": [HumanMessage("13")]}])
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -546,3 +607,26 @@ def test_a_broken_log_never_breaks_the_agent(caplog: pytest.LogCaptureFixture) -
         assert result["messages"][-1].content == "3 and 7"
     assert agent.failures == {"writing the llm_usage event": 3}
     assert len([r for r in caplog.records if "writing the llm_usage event" in r.message]) == 1
+
+
+@pytest.mark.parametrize("method", ["invoke", "ainvoke"])
+async def test_strict_log_never_replaces_the_agents_exception(method: str) -> None:
+    """A strict log that cannot write raises on success, never in place of the agent's error."""
+    model = ScriptedChatModel(script=[AIMessage(content="a", usage_metadata=um(120, 12))] * 2)
+    boom = ValueError("boom")
+    with EventLog("/dev/full", strict=True) as log:
+        failing = track_usage(failing_graph(boom, model), log)
+        with pytest.raises(ValueError) as caught:
+            if method == "ainvoke":
+                await failing.ainvoke({"messages": [HumanMessage("x")]})
+            else:
+                failing.invoke({"messages": [HumanMessage("x")]})
+        assert caught.value is boom
+        assert failing.failures == {"writing the llm_usage event": 1}
+
+        fine = track_usage(create_agent(echo_session_model(), tools=[]), log)
+        with pytest.raises(OSError, match="No space"):
+            if method == "ainvoke":
+                await fine.ainvoke({"messages": [HumanMessage("1")]})
+            else:
+                fine.invoke({"messages": [HumanMessage("1")]})
