@@ -295,6 +295,46 @@ def test_a_file_we_may_not_write_is_counted_and_strict_raises() -> None:
         os.rmdir(tmp)
 
 
+EROFS_CHILD = """
+    import errno, json, logging, sys
+    from agent_usage import EventLog
+    logging.basicConfig(level=logging.WARNING)
+    log = EventLog(sys.argv[1])
+    for _ in range(3):
+        log.append({"type": "llm_usage"})
+    try:
+        EventLog(sys.argv[1], strict=True)
+        strict = "opened"
+    except OSError as exc:
+        strict = [errno.errorcode[exc.errno], exc.filename]
+    print(json.dumps({"dropped": log.dropped, "strict": strict}))
+"""
+
+# In a private mount namespace: a tmpfs holding an empty log, remounted read-only.
+READ_ONLY_MOUNT = (
+    'mount -t tmpfs agent-usage-test "$0" && : > "$0/events.jsonl" '
+    '&& mount -o remount,ro "$0" && exec "$@"'
+)
+
+
+def test_a_read_only_filesystem_is_counted_and_strict_raises(tmp_path: Path) -> None:
+    """EROFS: the default log carries on counting drops; strict raises naming the path."""
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "-rm", "true"], check=False).returncode:
+        pytest.skip("no user and mount namespaces here (unshare -rm) to mount a read-only fs")
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    path = str(mnt / "events.jsonl")
+    prefix = ["unshare", "-rm", "sh", "-c", READ_ONLY_MOUNT, str(mnt)]
+    child = run_child(
+        EROFS_CHILD, path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, prefix=prefix
+    )
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    assert orjson.loads(out) == {"dropped": 3, "strict": ["EROFS", path]}
+    assert err.decode().count("Read-only file system") == 1
+
+
 @pytest.mark.parametrize(
     ("make", "error"),
     [
