@@ -200,7 +200,8 @@ def read_with_notes(source: EventSource, sink: Any) -> None:
     except (UnicodeDecodeError, OSError) as exc:
         from .cli import CliError
 
-        raise CliError(f"cannot read {source.reader.path}: {exc}") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise CliError(f"cannot read {source.reader.path}: {reason}") from None
 
 
 def run(args: argparse.Namespace) -> int:
