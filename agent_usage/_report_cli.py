@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from ._read import EventReader
-from ._report import GROUP_KEYS, ROW_FIELDS, Aggregate, EventSource, Row
+from ._report import GROUP_KEYS, ROW_FIELDS, Aggregate, EventSource, Row, parse_bound
 
 __all__ = [
     "add_arguments",
@@ -182,6 +182,11 @@ def open_source(args: argparse.Namespace) -> EventSource:
     """The event source for parsed CLI args; bad values become `CliError`."""
     from .cli import CliError
 
+    for option, value, end in (("--since", args.since, False), ("--until", args.until, True)):
+        try:
+            parse_bound(value, end=end)
+        except ValueError as exc:
+            raise CliError(f"{option}: {exc}") from None
     try:
         return EventSource(
             args.path, since=args.since, until=args.until, prices=getattr(args, "prices", None)

@@ -294,22 +294,40 @@ def test_backfill_demo_log_to_otel(
     assert capture.metric_posts >= 1
 
 
-def test_backfill_since_filters(
-    demo_log: Path, capture: Capture, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("bound", ["--since", "--until"])
+def test_backfill_time_bounds_filter(
+    bound: str, demo_log: Path, capture: Capture, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """--since keeps only events at or after the given time."""
+    """--since keeps events at or after a time, --until those before it, as in report."""
     events = sorted(read_events(demo_log, types={"llm_usage"}), key=lambda e: e["timestamp"])
-    since = events[-1]["timestamp"]
+    at = events[-1]["timestamp"]
     args = ["export", "posthog", str(demo_log), "--endpoint", capture.url, "--api-key", "k"]
-    assert main([*args, "--since", since]) == 0
-    assert f"exported {sum(e['timestamp'] >= since for e in events)} " in capsys.readouterr().out
+    assert main([*args, bound, at]) == 0
+    kept = [e for e in events if (e["timestamp"] >= at) == (bound == "--since")]
+    assert 0 < len(kept) < len(events)
+    assert f"exported {len(kept)} llm_usage events" in capsys.readouterr().out
+    sent = {g["properties"]["$ai_trace_id"] for g in capture.posthog}
+    assert sent == {e["invoke_id"] for e in kept}
+
+
+def test_backfill_to_a_dead_otlp_endpoint_says_so_and_exits_1(
+    demo_log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Batches the OTLP endpoint never took are reported apart from the event counts."""
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    args = ["export", "otel", str(demo_log), "--endpoint", endpoint, "--timeout", "2"]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    n = len(list(read_events(demo_log, types={"llm_usage"})))
+    assert out.startswith(f"exported {n} llm_usage events to otel: sent {n}, dropped 0, failed 0; ")
+    assert "OTLP export batch(es) did not reach the endpoint" in out
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["export", "posthog", "{log}"], "--api-key"),
-        (["export", "otel", "{log}", "--since", "yesterday"], "--since"),
+        (["export", "otel", "{log}", "--since", "yesterday"], "--since: not an ISO date"),
         (["export", "otel", "{log}", "--header", "novalue"], "--header"),
         (["export", "otel", "{missing}"], "no such file"),
     ],

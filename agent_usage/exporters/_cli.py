@@ -1,18 +1,20 @@
 """`agent-usage export otel|posthog PATH`: back-fill a log into OpenTelemetry or PostHog.
 
-Reads the `llm_usage` events of PATH (and its rotated siblings) with
-`read_events`, sends them through the same exporter the wrapper uses, flushes,
-and prints how many were sent, dropped and failed. Exit code 0 when every event
-was handed on and nothing failed, 1 otherwise.
+Reads the `llm_usage` events of PATH (and its rotated siblings) as `agent-usage
+report` does (same --since/--until), sends them through the same exporter the
+wrapper uses, flushes, and prints how many were sent, dropped and failed, and for
+OpenTelemetry how many OTLP batches the endpoint did not take. Exit code 0 when
+every event was handed on and nothing failed, 1 otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Iterator
-from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import Any
+
+from agent_usage._report_cli import add_time_arguments
 
 __all__ = ["add_arguments", "run"]
 
@@ -21,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `agent-usage export`."""
     parser.add_argument("target", choices=("otel", "posthog"), help="where to send the events")
     parser.add_argument("path", help="the events.jsonl log to back-fill")
-    parser.add_argument("--since", metavar="ISO", help="only events at or after this time")
+    add_time_arguments(parser)
     parser.add_argument(
         "--endpoint",
         metavar="URL",
@@ -58,37 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _since(value: str | None) -> datetime | None:
-    from agent_usage.cli import CliError
-
-    if value is None:
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise CliError(f"--since is not an ISO 8601 time: {value!r}") from None
-    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+# A builder returns the exporter, its close(timeout) -> flushed in time, and a
+# function naming what failed beyond the exporter's own counts (or None).
+_Built = tuple[Any, Callable[[float], bool], Callable[[], str | None]]
 
 
-def _events(path: str, since: datetime | None) -> Iterator[dict[str, Any]]:
-    from agent_usage import read_events
-
-    if not os.path.exists(path):
-        raise FileNotFoundError(2, "No such file or directory", path)
-    for event in read_events(path, types={"llm_usage"}):
-        if since is not None:
-            try:
-                when = datetime.fromisoformat(str(event.get("timestamp")).replace("Z", "+00:00"))
-            except ValueError:
-                continue
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=timezone.utc)
-            if when < since:
-                continue
-        yield event
-
-
-def _otel_exporter(args: argparse.Namespace) -> tuple[Any, Any]:
+def _otel_exporter(args: argparse.Namespace) -> _Built:
     from agent_usage.cli import CliError
 
     from .otel import OTelExporter
@@ -146,11 +123,13 @@ def _otel_exporter(args: argparse.Namespace) -> tuple[Any, Any]:
         meter_provider.shutdown(timeout_millis=timeout * 1000)
         if tracer_provider is not None:
             tracer_provider.shutdown()
-        if failures.batches:
-            exporter._failed("sending OTLP batches", None, failures.batches)
         return ok
 
-    return exporter, close
+    def problems() -> str | None:
+        n = failures.batches
+        return f"{n} OTLP export batch(es) did not reach the endpoint" if n else None
+
+    return exporter, close, problems
 
 
 class _OtlpFailures:
@@ -206,7 +185,7 @@ class _OtlpFailures:
         return Counting()
 
 
-def _posthog_exporter(args: argparse.Namespace) -> tuple[Any, Any]:
+def _posthog_exporter(args: argparse.Namespace) -> _Built:
     from agent_usage.cli import CliError
 
     from .posthog import PostHogExporter
@@ -223,15 +202,17 @@ def _posthog_exporter(args: argparse.Namespace) -> tuple[Any, Any]:
         )
     except ImportError:
         raise CliError("needs the posthog extra: pip install 'agent-usage[posthog]'") from None
-    return exporter, exporter.shutdown
+    return exporter, exporter.shutdown, lambda: None
 
 
 def run(args: argparse.Namespace) -> int:
     """Back-fill the log, flush, print the counts."""
-    since = _since(args.since)
-    events = _events(args.path, since)
-    first = next(events, None)  # surface a missing file before building anything
-    exporter, close = (_otel_exporter if args.target == "otel" else _posthog_exporter)(args)
+    from agent_usage._report_cli import open_source
+
+    events = iter(open_source(args))  # a missing file or a bad date fails before any setup
+    first = next(events, None)
+    build = _otel_exporter if args.target == "otel" else _posthog_exporter
+    exporter, close, problems = build(args)
     # A back-fill must not drop: drain the queue whenever it is half full.
     chunk = max(1, exporter.max_queue_size // 2)
     count = 0
@@ -245,9 +226,12 @@ def run(args: argparse.Namespace) -> int:
                 exporter.flush(args.timeout)
     closed = close(args.timeout)
     stats = exporter.stats
+    problem = problems()
     print(
         f"exported {count} llm_usage events to {args.target}: "
         f"sent {stats['sent']}, dropped {stats['dropped']}, failed {stats['failed']}"
+        + ("" if problem is None else f"; {problem}")
         + ("" if closed else " (final flush timed out)")
     )
-    return 0 if closed and stats["dropped"] == 0 and stats["failed"] == 0 else 1
+    ok = closed and problem is None and stats["dropped"] == 0 and stats["failed"] == 0
+    return 0 if ok else 1
