@@ -217,12 +217,12 @@ class TrackedAgent:
         configs = get_config_list(config, len(inputs))
 
         def one(x: Any, c: Any) -> Any:
-            if not return_exceptions:
-                return self.invoke(x, c, **kwargs)
             try:
                 return self.invoke(x, c, **kwargs)
             except Exception as exc:
-                return exc
+                if return_exceptions:
+                    return exc
+                raise
 
         if len(inputs) == 1:
             return [one(inputs[0], configs[0])]
@@ -250,12 +250,12 @@ class TrackedAgent:
         configs = get_config_list(config, len(inputs))
 
         async def one(x: Any, c: Any) -> Any:
-            if not return_exceptions:
-                return await self.ainvoke(x, c, **kwargs)
             try:
                 return await self.ainvoke(x, c, **kwargs)
             except Exception as exc:
-                return exc
+                if return_exceptions:
+                    return exc
+                raise
 
         limit = configs[0].get("max_concurrency")
         return list(await gather_with_concurrency(limit, *map(one, inputs, configs)))

@@ -43,6 +43,13 @@ def tokens(event: dict[str, Any]) -> dict[str, Any]:
     return {k: event[k] for k in TOKEN_KEYS}
 
 
+async def call(agent: Any, method: str, payload: Any, config: Any = None) -> Any:
+    """`agent.invoke(...)`, or `await agent.ainvoke(...)` when `method` is "ainvoke"."""
+    if method == "ainvoke":
+        return await agent.ainvoke(payload, config)
+    return agent.invoke(payload, config)
+
+
 @tool
 def add(a: int, b: int) -> int:
     """Add two numbers."""
@@ -273,10 +280,7 @@ async def test_handler_matches_wrapper(tmp_path: Path, method: str) -> None:
     run_id = uuid.uuid4()
     config: Any = {"callbacks": [handler], "run_id": run_id}
     inputs = {"messages": [HumanMessage("add")]}
-    if method == "ainvoke":
-        await tool_agent().ainvoke(inputs, config)
-    else:
-        tool_agent().invoke(inputs, config)
+    await call(tool_agent(), method, inputs, config)
     [event] = events(log_path)
     assert tokens(event) == TOOL_AGENT_TOTALS
     assert event["session_id"] == "h1"
@@ -349,10 +353,7 @@ async def test_error_after_a_call_logs_the_call_and_reraises_the_same_exception(
     model = ScriptedChatModel(script=[AIMessage(content="a", usage_metadata=um(120, 12))])
     agent = track_usage(failing_graph(boom, model), EventLog(log_path))
     with pytest.raises(ValueError) as caught:
-        if method == "ainvoke":
-            await agent.ainvoke({"messages": [HumanMessage("x")]})
-        else:
-            agent.invoke({"messages": [HumanMessage("x")]})
+        await call(agent, method, {"messages": [HumanMessage("x")]})
     assert caught.value is boom
     [event] = events(log_path)
     assert (event["status"], event["input_tokens"], event["output_tokens"], event["llm_calls"]) == (
@@ -617,16 +618,10 @@ async def test_strict_log_never_replaces_the_agents_exception(method: str) -> No
     with EventLog("/dev/full", strict=True) as log:
         failing = track_usage(failing_graph(boom, model), log)
         with pytest.raises(ValueError) as caught:
-            if method == "ainvoke":
-                await failing.ainvoke({"messages": [HumanMessage("x")]})
-            else:
-                failing.invoke({"messages": [HumanMessage("x")]})
+            await call(failing, method, {"messages": [HumanMessage("x")]})
         assert caught.value is boom
         assert failing.failures == {"writing the llm_usage event": 1}
 
         fine = track_usage(create_agent(echo_session_model(), tools=[]), log)
         with pytest.raises(OSError, match="No space"):
-            if method == "ainvoke":
-                await fine.ainvoke({"messages": [HumanMessage("1")]})
-            else:
-                fine.invoke({"messages": [HumanMessage("1")]})
+            await call(fine, method, {"messages": [HumanMessage("1")]})

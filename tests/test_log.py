@@ -269,7 +269,7 @@ EACCES_CHILD = """
 """
 
 
-def test_a_file_we_may_not_write_is_counted_and_strict_raises() -> None:
+def test_a_file_we_may_not_write_is_counted_and_strict_raises(unprivileged: list[str]) -> None:
     """EACCES: the default log carries on counting drops; strict raises naming the path."""
     tmp = tempfile.mkdtemp()
     try:
@@ -277,13 +277,8 @@ def test_a_file_we_may_not_write_is_counted_and_strict_raises() -> None:
         path = os.path.join(tmp, "events.jsonl")
         Path(path).write_bytes(b"")
         os.chmod(path, 0o444)
-        prefix = []
-        if os.geteuid() == 0:  # root writes anyway: drop the capability that lets it
-            if not shutil.which("setpriv"):
-                pytest.skip("running as root without setpriv")
-            prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
         child = run_child(
-            EACCES_CHILD, path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, prefix=prefix
+            EACCES_CHILD, path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, prefix=unprivileged
         )
         out, err = child.communicate(timeout=60)
         assert child.returncode == 0, err

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from agent_usage._report_cli import add_time_arguments
+from agent_usage._report_cli import add_time_arguments, open_source
 
 __all__ = ["add_arguments", "run"]
 
@@ -207,8 +207,6 @@ def _posthog_exporter(args: argparse.Namespace) -> _Built:
 
 def run(args: argparse.Namespace) -> int:
     """Back-fill the log, flush, print the counts."""
-    from agent_usage._report_cli import open_source
-
     events = iter(open_source(args))  # a missing file or a bad date fails before any setup
     first = next(events, None)
     build = _otel_exporter if args.target == "otel" else _posthog_exporter
