@@ -195,7 +195,7 @@ def test_missing_extra_fails_at_construction_with_the_install_hint(extra: str) -
         f"try:\n    {build}\nexcept ImportError as exc:\n    print(exc)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert f"pip install 'agent-usage[{extra}]'" in out.stdout
+    assert f"pip install 'langchain-agent-usage[{extra}]'" in out.stdout
 
 
 class Capture:

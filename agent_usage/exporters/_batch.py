@@ -33,7 +33,7 @@ _STOP = object()
 def missing_extra(extra: str, exc: ImportError) -> ImportError:
     """The error raised when an optional SDK is not installed."""
     return ImportError(
-        f"this exporter needs the '{extra}' extra: pip install 'agent-usage[{extra}]' "
+        f"this exporter needs the '{extra}' extra: pip install 'langchain-agent-usage[{extra}]' "
         f"(missing module: {exc.name or exc})"
     )
 

@@ -79,7 +79,7 @@ def _otel_exporter(args: argparse.Namespace) -> _Built:
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
     except ImportError:
-        raise CliError("needs the otel extra: pip install 'agent-usage[otel]'") from None
+        raise CliError("needs the otel extra: pip install 'langchain-agent-usage[otel]'") from None
     headers: dict[str, str] = {}
     for item in args.header:
         name, sep, value = item.partition("=")
@@ -201,7 +201,7 @@ def _posthog_exporter(args: argparse.Namespace) -> _Built:
             historical_migration=args.historical,
         )
     except ImportError:
-        raise CliError("needs the posthog extra: pip install 'agent-usage[posthog]'") from None
+        raise CliError("needs the posthog extra: pip install 'langchain-agent-usage[posthog]'") from None
     return exporter, exporter.shutdown, lambda: None
 
 

@@ -1,6 +1,6 @@
 """OpenTelemetry exporter: `llm_usage` events as GenAI semantic-convention metrics and spans.
 
-Install with ``pip install 'agent-usage[otel]'``. The OpenTelemetry API is imported
+Install with ``pip install 'langchain-agent-usage[otel]'``. The OpenTelemetry API is imported
 when the exporter is built, never at import time.
 
 What each event becomes (names checked against the GenAI semantic conventions,

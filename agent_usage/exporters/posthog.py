@@ -1,6 +1,6 @@
 """PostHog exporter: `llm_usage` events as PostHog LLM-analytics `$ai_generation` events.
 
-Install with ``pip install 'agent-usage[posthog]'``. Events go through the real
+Install with ``pip install 'langchain-agent-usage[posthog]'``. Events go through the real
 `posthog` client (its own batching, gzip and retries), fed by our bounded
 background queue so the agent never waits on it.
 
