@@ -1,0 +1,301 @@
+"""The spend ledger behind budgets: session and day totals of one event log, kept current.
+
+One `Ledger` per log path per process, shared by every budget guard and by the
+budget middleware. At first use it reads the log once, from its oldest rotated
+file to its end, keeping only totals: per session (all time) and for the current
+UTC day (overall and per metadata value, for `day_key`). After that it never
+re-reads the log: a follower (`_read._Follower`, the one `follow` uses) picks up
+only the bytes other processes appended since, at each check. This process's own
+calls are added as they finish (`record`), so concurrent invokes see each other's
+completed calls at once; its own events, when the follower reads them back, are
+skipped by invoke id, so nothing is counted twice.
+
+Tokens are an event's `total_tokens`; dollars its `cost_usd`, or, when that is null
+(an unpriced model), the sum of its priced models' costs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Hashable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from ._log import _rotated_files
+from ._read import _Follower, _Matcher, _parse_time
+
+__all__ = ["Ledger", "ledger_for"]
+
+logger = logging.getLogger(__name__)
+
+# Call ids remembered to count a call seen by several guards once (nested scopes).
+_CALLS_KEPT = 4096
+_READ_CHUNK = 1 << 20
+
+
+class _Sums:
+    """Dollars and tokens spent in one window."""
+
+    __slots__ = ("tokens", "usd")
+
+    def __init__(self) -> None:
+        self.usd = 0.0
+        self.tokens = 0
+
+    def add(self, usd: float, tokens: int) -> None:
+        self.usd += usd
+        self.tokens += tokens
+
+
+def _utc_day(now: float) -> str:
+    return datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%d")
+
+
+def _event_day(ts: object) -> str | None:
+    """The UTC day of an event's timestamp (a slice when it is written in UTC)."""
+    if isinstance(ts, str) and ts.endswith(("+00:00", "Z")) and len(ts) >= 10:
+        return ts[:10]
+    when = _parse_time(ts)
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%d") if when is not None else None
+
+
+def _day_value(value: object) -> Hashable | None:
+    """A metadata value as a day bucket key; None when it cannot be one."""
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return value
+    return None
+
+
+def _event_spend(event: Mapping[str, Any]) -> tuple[float, int] | None:
+    """(usd, tokens) of an `llm_usage` event; None when its counts are malformed."""
+    tokens = event.get("total_tokens")
+    if type(tokens) is not int or tokens < 0:
+        return None
+    cost = event.get("cost_usd")
+    if cost is None:
+        # Unpriced model(s): the priced models' share still counts.
+        cost = 0.0
+        models = event.get("models")
+        if isinstance(models, Mapping):
+            for row in models.values():
+                part = row.get("cost_usd") if isinstance(row, Mapping) else None
+                if isinstance(part, (int, float)) and not isinstance(part, bool) and part >= 0:
+                    cost += part
+    elif type(cost) not in (int, float) or cost < 0:
+        return None
+    return float(cost), tokens
+
+
+class Ledger:
+    """Session and day totals of one log (or of this process only, without a file).
+
+    Args:
+        path: the event log, or None for totals of this process's calls alone.
+
+    All methods are thread-safe; `refresh` is cheap after the first call (a stat
+    and a read that returns nothing when no other process wrote).
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._loaded = path is None
+        self._follower: _Follower | None = None
+        self._sessions: dict[str, _Sums] = {}
+        self._day = _utc_day(time.time())
+        self._day_total = _Sums()
+        self._day_by: dict[tuple[str, Hashable], _Sums] = {}
+        # Invokes of this process whose calls were recorded: their events are skipped.
+        self._own: set[str] = set()
+        self._calls: dict[str, None] = {}
+        self.malformed = 0
+
+    # -------------------------------------------------------------- queries
+
+    def refresh(self) -> None:
+        """Read the log at first use, then what other processes appended since."""
+        if self.path is None:
+            return
+        with self._lock:
+            try:
+                if not self._loaded:
+                    self._load()
+                else:
+                    self._poll()
+            except OSError as exc:  # an unreadable log must not break the agent
+                logger.warning("agent_usage: budget cannot read %s (%s)", self.path, exc)
+
+    def session(self, session_id: str) -> tuple[float, int]:
+        """(usd, tokens) spent so far by `session_id`."""
+        with self._lock:
+            sums = self._sessions.get(session_id)
+            return (sums.usd, sums.tokens) if sums is not None else (0.0, 0)
+
+    def day(self, key: str | None = None, value: object = None) -> tuple[float, int]:
+        """(usd, tokens) spent today (UTC): in all, or where metadata[key] == value."""
+        with self._lock:
+            self._roll_day()
+            if key is None:
+                sums: _Sums | None = self._day_total
+            else:
+                bucket = _day_value(value)
+                sums = self._day_by.get((key, bucket)) if bucket is not None else None
+            return (sums.usd, sums.tokens) if sums is not None else (0.0, 0)
+
+    # -------------------------------------------------------------- updates
+
+    def record(
+        self,
+        *,
+        call_id: str | None,
+        invoke_id: str | None,
+        session_id: str | None,
+        metadata: Mapping[str, Any] | None,
+        usd: float,
+        tokens: int,
+    ) -> None:
+        """Add one finished call of this process (once per `call_id`)."""
+        with self._lock:
+            if call_id is not None:
+                if call_id in self._calls:
+                    return
+                self._calls[call_id] = None
+                if len(self._calls) > _CALLS_KEPT:
+                    del self._calls[next(iter(self._calls))]
+            if invoke_id is not None and self.path is not None:
+                self._own.add(invoke_id)
+            self._roll_day()
+            self._add(session_id, metadata, usd, tokens, today=True)
+
+    # -------------------------------------------------------------- internals
+
+    def _add(
+        self,
+        session_id: object,
+        metadata: object,
+        usd: float,
+        tokens: int,
+        *,
+        today: bool,
+    ) -> None:
+        if isinstance(session_id, str):
+            sums = self._sessions.get(session_id)
+            if sums is None:
+                sums = self._sessions[session_id] = _Sums()
+            sums.add(usd, tokens)
+        if not today:
+            return
+        self._day_total.add(usd, tokens)
+        if isinstance(metadata, Mapping):
+            for key, value in metadata.items():
+                bucket = _day_value(value)
+                if bucket is None or not isinstance(key, str):
+                    continue
+                sums = self._day_by.get((key, bucket))
+                if sums is None:
+                    sums = self._day_by[(key, bucket)] = _Sums()
+                sums.add(usd, tokens)
+
+    def _roll_day(self) -> None:
+        today = _utc_day(time.time())
+        if today != self._day:  # midnight UTC: a new day starts from zero
+            self._day = today
+            self._day_total = _Sums()
+            self._day_by = {}
+
+    def _take(self, events: list[dict[str, Any]]) -> None:
+        own = self._own
+        day = self._day
+        for event in events:
+            invoke_id = event.get("invoke_id")
+            if type(invoke_id) is str and invoke_id in own:
+                # Ours: its calls were recorded as they finished. Its event comes once.
+                own.discard(invoke_id)
+                continue
+            spend = _event_spend(event)
+            if spend is None:
+                self.malformed += 1
+                continue
+            self._add(
+                event.get("session_id"),
+                event.get("metadata"),
+                *spend,
+                today=_event_day(event.get("timestamp")) == day,
+            )
+
+    def _load(self) -> None:
+        """The one full read: rotated files, then the live file through the follower."""
+        assert self.path is not None
+        self._roll_day()
+        # Open the follower first (at the live file's start): whatever is appended
+        # from now on reaches us through it, exactly once.
+        follower = _Follower(self.path, {"llm_usage"}, None, True)
+        live = follower._stat
+        matcher = _Matcher({"llm_usage"}, None)
+        for name in _rotated_files(self.path):
+            with contextlib.suppress(FileNotFoundError), open(name, "rb", buffering=0) as f:
+                if live is not None and os.path.samestat(os.fstat(f.fileno()), live):
+                    continue  # rotated since the follower opened it: the follower reads it
+                rest = b""
+                while chunk := f.read(_READ_CHUNK):
+                    lines, rest = matcher._lines(rest + chunk if rest else chunk)
+                    self._take(list(matcher._events(lines)))
+                self._take(list(matcher._tail_event(rest)))
+        self._follower = follower
+        self._loaded = True
+        self._poll()
+        self.malformed += matcher.skipped
+
+    def _poll(self) -> None:
+        follower = self._follower
+        if follower is None:
+            return
+        more = True
+        while more:
+            events, more = follower.poll()
+            if events:
+                self._take(events)
+
+    def close(self) -> None:
+        """Stop following the log (the totals stay)."""
+        with self._lock:
+            if self._follower is not None:
+                self._follower.close()
+
+
+_LEDGERS: dict[str, Ledger] = {}
+_MEMORY: weakref.WeakKeyDictionary[Any, Ledger] = weakref.WeakKeyDictionary()
+_SHARED_MEMORY = Ledger(None)
+_REGISTRY_LOCK = threading.Lock()
+
+
+def ledger_for(log: object) -> Ledger:
+    """The process's one ledger for `log`: an `EventLog`, a path, or a non-file sink.
+
+    A log with a file path shares one ledger per real path. A sink without a path
+    (e.g. `testing.capture_events`) gets one ledger of its own, holding this
+    process's calls only; None shares one such ledger for the process.
+    """
+    path = getattr(log, "path", log)
+    if isinstance(path, (str, os.PathLike)):
+        key = os.path.realpath(os.fspath(path))
+        with _REGISTRY_LOCK:
+            ledger = _LEDGERS.get(key)
+            if ledger is None:
+                ledger = _LEDGERS[key] = Ledger(key)
+            return ledger
+    if log is None:
+        return _SHARED_MEMORY
+    with _REGISTRY_LOCK:
+        try:
+            ledger = _MEMORY.get(log)
+            if ledger is None:
+                ledger = _MEMORY[log] = Ledger(None)
+            return ledger
+        except TypeError:  # not weak-referenceable: process-wide totals
+            return _SHARED_MEMORY
