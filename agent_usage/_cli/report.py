@@ -1,5 +1,9 @@
-"""`agent-usage report`: report rows as an 80-column table, CSV or JSON, with a
-progress bar on a TTY; also the number formats and CLI helpers the dashboard shares.
+"""`agent-usage report`: report rows as a table, CSV or JSON, with a progress bar on a TTY.
+
+Strings from the log are untrusted here as everywhere: the table shows control
+characters as visible escapes, CSV cells that a spreadsheet would run as a
+formula get a leading quote, and group keys are never cut (two versions of a
+model must not look alike).
 """
 
 from __future__ import annotations
@@ -8,59 +12,24 @@ import argparse
 import csv
 import io
 import sys
-import time
-from collections.abc import Iterable, Iterator
-from typing import IO, Any
 
-from ._read import EventReader
-from ._report import GROUP_KEYS, ROW_FIELDS, Aggregate, EventSource, Row, parse_bound
+from .._format import csv_safe, format_money, format_rate, format_tokens, printable
+from .._report import GROUP_KEYS, ROW_FIELDS, Aggregate, Row
+from ._common import (
+    add_format_argument,
+    add_prices_argument,
+    add_time_arguments,
+    open_source,
+    positive_int,
+    print_skip_note,
+    read_with_notes,
+)
 
-__all__ = [
-    "add_arguments",
-    "add_time_arguments",
-    "format_csv",
-    "format_money",
-    "format_rate",
-    "format_table",
-    "format_tokens",
-    "open_source",
-    "print_skip_note",
-    "read_with_notes",
-    "run",
-    "with_progress",
-]
+__all__ = ["add_arguments", "format_csv", "format_table", "run"]
 
-# --- formatting ----------------------------------------------------------------
-
-
-def format_tokens(n: float | None) -> str:
-    """12, 12.3k, 4.5M, 1.2B."""
-    if n is None:
-        return "-"
-    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= limit:
-            value = n / limit
-            return f"{value:.0f}{suffix}" if abs(value) >= 100 else f"{value:.1f}{suffix}"
-    return f"{n:.0f}"
-
-
-def format_money(x: float | None) -> str:
-    """$1.23, $0.0042, $12.3k; "n/a" when unknown."""
-    if x is None:
-        return "n/a"
-    if abs(x) >= 10_000:
-        return "$" + format_tokens(x)
-    if abs(x) >= 0.01 or x == 0:
-        return f"${x:,.2f}"
-    return f"${x:.4f}"
-
-
-def format_rate(x: float | None) -> str:
-    """A share as a percentage: 42.1%."""
-    return "-" if x is None else f"{x * 100:.1f}%"
-
-
-# key width 17 + 8 right-aligned columns with their spaces: 79 characters.
+# The key column is at least this wide, and 8 right-aligned columns with their
+# spaces follow: 79 characters while keys fit in it.
+_KEY_WIDTH = 17
 _COLUMNS = (
     ("events", 6, format_tokens),
     ("llm_calls", 6, format_tokens),
@@ -81,19 +50,20 @@ _HEADERS = {
     "cost_usd": "cost",
     "cache_savings_usd": "saved",
 }
-_KEY_WIDTH = 17
 
 
-def _cell_key(value: Any) -> str:
-    text = "(none)" if value is None else str(value)
-    text = text.replace("\n", " ").replace("\t", " ")
-    return text if len(text) <= _KEY_WIDTH else text[: _KEY_WIDTH - 1] + "…"
+def format_table(
+    rows: list[Row], total: Row, *, key_name: str, hidden: int = 0, noun: str = "group"
+) -> str:
+    """Rows as an aligned text table, then the total and notes.
 
-
-def format_table(rows: list[Row], total: Row, *, key_name: str) -> str:
-    """Rows as an aligned text table that fits an 80-column terminal."""
-    lines = [f"{key_name:<{_KEY_WIDTH}}" + "".join(f" {_HEADERS[f]:>{w}}" for f, w, _ in _COLUMNS)]
-    for row in [*rows, total]:
+    Keys are shown whole, control characters escaped; the key column widens
+    for a long key rather than cutting it. `hidden` groups were left out by --top.
+    """
+    keys = [printable(row[key_name]) for row in rows]
+    width = max([_KEY_WIDTH, *map(len, keys)])
+    lines = [f"{key_name:<{width}}" + "".join(f" {_HEADERS[f]:>{w}}" for f, w, _ in _COLUMNS)]
+    for key, row in [*zip(keys, rows, strict=True), ("total", total)]:
         if row is total:
             lines.append("-" * len(lines[0]))
         cells = []
@@ -102,9 +72,11 @@ def format_table(rows: list[Row], total: Row, *, key_name: str) -> str:
             if f == "cost_usd" and row["unpriced_events"] and row["cost_usd"] is not None:
                 text += "*"  # part of this group's cost is unknown
             cells.append(f" {text:>{w}}")
-        lines.append(f"{_cell_key(row[key_name]):<{_KEY_WIDTH}}" + "".join(cells))
-    unpriced = total["unpriced_events"]
+        lines.append(f"{key:<{width}}" + "".join(cells))
     notes = []
+    if hidden:
+        notes.append(f"{hidden} more {noun}(s) not shown (--top); the total includes them")
+    unpriced = total["unpriced_events"]
     if unpriced:
         notes.append(
             f"* {unpriced} event(s) used a model with no price: its share is not in the cost"
@@ -115,114 +87,36 @@ def format_table(rows: list[Row], total: Row, *, key_name: str) -> str:
 
 
 def format_csv(rows: list[Row], *, key_name: str) -> str:
-    """Rows as CSV with a header; unknown values are empty cells."""
+    """Rows as CSV with a header; unknown values are empty cells, formula-like text is quoted."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow([key_name, *ROW_FIELDS])
     for row in rows:
-        writer.writerow(["" if row[k] is None else row[k] for k in (key_name, *ROW_FIELDS)])
+        writer.writerow(
+            ["" if row[k] is None else csv_safe(row[k]) for k in (key_name, *ROW_FIELDS)]
+        )
     return buf.getvalue()
-
-
-# --- progress ------------------------------------------------------------------
-
-
-def with_progress(
-    events: Iterable[dict[str, Any]], reader: EventReader, stream: IO[str], *, every: int = 4096
-) -> Iterator[dict[str, Any]]:
-    """Pass `events` through, drawing a bar of bytes read on `stream` (a TTY)."""
-    total = max(reader.bytes_total, 1)
-    last = 0.0
-    for i, e in enumerate(events, 1):
-        if i % every == 0:
-            now = time.monotonic()
-            if now - last >= 0.2:
-                last = now
-                share = min(reader.bytes_read / total, 1.0)
-                bar = "#" * int(share * 30)
-                stream.write(f"\rreading [{bar:<30}] {share * 100:5.1f}%")
-                stream.flush()
-        yield e
-    if last:
-        stream.write("\r" + " " * 48 + "\r")
-        stream.flush()
-
-
-# --- CLI -----------------------------------------------------------------------
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `agent-usage report`."""
     parser.add_argument("path", metavar="PATH", help="the events.jsonl log")
-    parser.add_argument("--by", default="session", help="session (default), model, day or hour")
+    parser.add_argument(
+        "--by", choices=tuple(GROUP_KEYS), default="session", help="the grouping (default session)"
+    )
     add_time_arguments(parser)
-    parser.add_argument("--format", default="table", help="table (default), json or csv")
-    parser.add_argument(
-        "--top", type=int, default=None, metavar="N", help="only the N costliest groups"
-    )
-    parser.add_argument(
-        "--prices", default=None, metavar="FILE", help="re-price with a TOML/JSON price file"
-    )
-
-
-def add_time_arguments(parser: argparse.ArgumentParser) -> None:
-    """--since/--until, shared with the dashboard."""
-    parser.add_argument(
-        "--since", default=None, metavar="ISO", help="from this date/datetime (UTC)"
-    )
-    parser.add_argument(
-        "--until",
-        default=None,
-        metavar="ISO",
-        help="before this datetime; a date includes that day",
-    )
-
-
-def open_source(args: argparse.Namespace) -> EventSource:
-    """The event source for parsed CLI args; bad values become `CliError`."""
-    from .cli import CliError
-
-    for option, value, end in (("--since", args.since, False), ("--until", args.until, True)):
-        try:
-            parse_bound(value, end=end)
-        except ValueError as exc:
-            raise CliError(f"{option}: {exc}") from None
-    try:
-        return EventSource(
-            args.path, since=args.since, until=args.until, prices=getattr(args, "prices", None)
-        )
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-
-
-def read_with_notes(source: EventSource, sink: Any) -> None:
-    """Feed `source` into `sink(events)` with a progress bar on a TTY stderr, then note skips."""
-    events: Iterable[dict[str, Any]] = source
-    if sys.stderr.isatty():
-        events = with_progress(source, source.reader, sys.stderr)
-    try:
-        sink(events)
-    except (UnicodeDecodeError, OSError) as exc:
-        from .cli import CliError
-
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        raise CliError(f"cannot read {source.reader.path}: {reason}") from None
+    add_format_argument(parser, "table", "json", "csv")
+    parser.add_argument("--top", type=positive_int, metavar="N", help="only the N costliest groups")
+    add_prices_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run `agent-usage report`."""
-    from .cli import CliError
-
-    if args.by not in GROUP_KEYS:
-        raise CliError(f"unknown --by {args.by!r}: use one of {', '.join(GROUP_KEYS)}")
-    if args.format not in ("table", "json", "csv"):
-        raise CliError(f"unknown --format {args.format!r}: use table, json or csv")
-    if args.top is not None and args.top < 1:
-        raise CliError(f"--top must be a positive integer, got {args.top}")
     source = open_source(args)
     agg = Aggregate(by=args.by)
     read_with_notes(source, agg.feed)
     rows = agg.rows(top=args.top)
+    hidden = len(agg.rows()) - len(rows) if args.top is not None else 0
     if args.format == "json":
         import orjson
 
@@ -230,19 +124,14 @@ def run(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         sys.stdout.write(format_csv(rows, key_name=agg.key_name))
     elif rows:
-        sys.stdout.write(format_table(rows, agg.total_row(), key_name=agg.key_name))
+        total = agg.total_row()
+        sys.stdout.write(
+            format_table(rows, total, key_name=agg.key_name, hidden=hidden, noun=args.by)
+        )
     else:
         print("no llm_usage events" + (" in that time range" if args.since or args.until else ""))
+    if hidden and args.format != "table":
+        # stdout stays pure JSON/CSV; the note goes beside it.
+        print(f"agent-usage: note: {hidden} more {args.by}(s) not shown (--top)", file=sys.stderr)
     print_skip_note(source, agg.malformed)
     return 0
-
-
-def print_skip_note(source: EventSource, malformed: int) -> None:
-    """One stderr line when bad lines or malformed events were skipped."""
-    parts = []
-    if source.skipped:
-        parts.append(f"{source.skipped} bad line(s)")
-    if malformed:
-        parts.append(f"{malformed} llm_usage event(s) with non-numeric fields")
-    if parts:
-        print(f"agent-usage: note: skipped {' and '.join(parts)}", file=sys.stderr)
