@@ -12,12 +12,8 @@ The `agent-usage dashboard` subcommand lives here too (`add_arguments` / `run`).
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
-import os
-import sys
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -25,19 +21,10 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from ._pricing import PricesArg
-from ._report import Aggregate, BoundArg, EventSource
-from ._report_cli import (
-    add_time_arguments,
-    format_money,
-    format_rate,
-    format_tokens,
-    open_source,
-    print_skip_note,
-    read_with_notes,
-)
+from ._format import format_money, format_rate, format_tokens
+from ._report import Aggregate
 
-__all__ = ["Dashboard", "add_arguments", "render_dashboard", "run", "write_dashboard"]
+__all__ = ["Dashboard", "render_dashboard"]
 
 TEMPLATE = Path(__file__).with_name("_dashboard_template.html")
 TOP_SESSIONS = 10
@@ -497,7 +484,15 @@ def _charts(d: Dashboard) -> str:
     )
 
 
-def render_dashboard(d: Dashboard, *, title: str, source: str, skipped: int = 0) -> str:
+def render_dashboard(
+    d: Dashboard,
+    *,
+    title: str,
+    source: str,
+    skipped: int = 0,
+    session_usd: float | None = None,
+    day_usd: float | None = None,
+) -> str:
     """The dashboard page as one HTML string."""
     days = [r["day"] for r in d.by_day if r["day"]]
     span = "no events"
@@ -531,73 +526,3 @@ def render_dashboard(d: Dashboard, *, title: str, source: str, skipped: int = 0)
         body=body,
         data=_json_for_html(d.data()),
     )
-
-
-def write_dashboard(
-    path: str | os.PathLike[str],
-    output: str | os.PathLike[str],
-    *,
-    since: BoundArg = None,
-    until: BoundArg = None,
-    prices: PricesArg = None,
-    title: str = "Agent usage",
-) -> Dashboard:
-    """Render the log at `path` into the HTML file `output` (written atomically).
-
-    Raises:
-        ValueError: a bad time bound or prices.
-        FileNotFoundError: `path` does not exist.
-    """
-    source = EventSource(path, since=since, until=until, prices=prices)
-    d = Dashboard(source)
-    _write(output, render_dashboard(d, title=title, source=os.fspath(path), skipped=source.skipped))
-    return d
-
-
-def _write(output: str | os.PathLike[str], page: str) -> None:
-    """Write via a temporary file and rename, so a viewer never sees half a page."""
-    out = os.path.abspath(os.fspath(output))
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(out), prefix=".dashboard-", suffix=".html")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(page)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-# --- CLI -----------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `agent-usage dashboard`."""
-    parser.add_argument("path", metavar="PATH", help="the events.jsonl log")
-    parser.add_argument(
-        "-o", "--output", default="dashboard.html", metavar="FILE", help="default dashboard.html"
-    )
-    add_time_arguments(parser)
-    parser.add_argument("--prices", default=None, metavar="FILE", help="re-price with a price file")
-    parser.add_argument("--title", default="Agent usage", help="the page title")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run `agent-usage dashboard`."""
-    from .cli import CliError
-
-    out_dir = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(out_dir):
-        raise CliError(f"output directory does not exist: {out_dir}")
-    source = open_source(args)
-    holder: list[Dashboard] = []
-    read_with_notes(source, lambda events: holder.append(Dashboard(events)))
-    (d,) = holder
-    page = render_dashboard(d, title=args.title, source=args.path, skipped=source.skipped)
-    try:
-        _write(args.output, page)
-    except OSError as exc:
-        raise CliError(f"cannot write {args.output}: {exc.strerror}") from None
-    print(f"wrote {args.output} ({d.total['events']} llm_usage events)", file=sys.stderr)
-    print_skip_note(source, d.malformed)
-    return 0
