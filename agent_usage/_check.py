@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from itertools import islice
 from typing import Any, Literal
 
+from ._format import printable
 from ._pricing import PricesArg
 from ._report import Aggregate, BoundArg, EventSource, Row
 
@@ -74,14 +75,6 @@ class CheckResult:
             "skipped_lines": self.skipped,
             "malformed_events": self.malformed,
         }
-
-
-def _printable(value: object) -> str:
-    """Log strings are untrusted: no terminal escape sequence reaches a screen."""
-    text = str(value)
-    if not text.isprintable():
-        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return text
 
 
 def _limit(name: str, value: float | None, *, percent: bool = False) -> None:
@@ -180,7 +173,7 @@ def _over(rows: list[Row], by: Literal["session", "day"], limit: float) -> list[
                 value=cost,
                 limit=float(limit),
                 message=(
-                    f"{by} {_printable(key)}: ${cost:.6g} spent, over the ${limit:.6g} limit "
+                    f"{by} {printable(key)}: ${cost:.6g} spent, over the ${limit:.6g} limit "
                     f"({row['events']} event(s){note})"
                 ),
             )
@@ -204,7 +197,7 @@ def _without_usage(rows: list[Row], limit_pct: float) -> list[Breach]:
                 value=round(share, 4),
                 limit=float(limit_pct),
                 message=(
-                    f"model {_printable(row['model'])}: {share:.4g}% of calls reported no usage "
+                    f"model {printable(row['model'])}: {share:.4g}% of calls reported no usage "
                     f"({without} of {calls + without}), over {limit_pct:.4g}%"
                 ),
             )
@@ -220,7 +213,7 @@ def _unpriced(rows: list[Row]) -> list[Breach]:
             value=row["unpriced_events"],
             limit=None,
             message=(
-                f"model {_printable(row['model'])}: no known price in "
+                f"model {printable(row['model'])}: no known price in "
                 f"{row['unpriced_events']} event(s); add it with --prices / prices="
             ),
         )

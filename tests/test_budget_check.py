@@ -7,6 +7,8 @@ test put in the log.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +199,74 @@ def test_missing_log(tmp_path: Path) -> None:
     """A log that does not exist raises FileNotFoundError."""
     with pytest.raises(FileNotFoundError):
         check(tmp_path / "nope.jsonl", session_usd=1.0)
+
+
+# ------------------------------------------------------------------ the command
+
+
+def run_cli(*args: str | Path) -> tuple[int, str, str]:
+    """`agent-usage check ...` in a subprocess: (exit code, stdout, stderr)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "agent_usage.cli", "check", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_cli_breaches_exit_1(log: Path) -> None:
+    """One line per breach on stdout, exit code 1."""
+    code, out, err = run_cli(log, "--session-usd", "4", "--day-usd", "5", "--fail-on-unpriced")
+    assert code == 1, err
+    assert out.splitlines() == [
+        "session a: $5.5 spent, over the $4 limit (2 event(s))",
+        "day 2026-11-22: $6 spent, over the $5 limit (3 event(s), 1 event(s) unpriced)",
+        "model my-local-model: no known price in 1 event(s); add it with --prices / prices=",
+    ]
+    assert err == ""
+
+
+def test_cli_clean_exit_0(log: Path) -> None:
+    """No breach: nothing on stdout, exit code 0."""
+    assert run_cli(log, "--session-usd", "6", "--max-without-usage", "31%") == (0, "", "")
+
+
+def test_cli_json(log: Path) -> None:
+    """--format json prints the breaches and what was read, exit code still 1."""
+    code, out, _ = run_cli(log, "--day-usd", "4.4", "--since", "2026-11-22", "--format", "json")
+    assert code == 1
+    doc = json.loads(out)
+    assert [(b["kind"], b["key"], b["value"], b["limit"]) for b in doc["breaches"]] == [
+        ("day_usd", "2026-11-22", 6.0, 4.4)
+    ]
+    assert (doc["events"], doc["skipped_lines"], doc["malformed_events"]) == (3, 0, 0)
+    code, out, _ = run_cli(log, "--day-usd", "100", "--format", "json")
+    assert (code, json.loads(out)["breaches"]) == (0, [])
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (["--session-usd", "-3"], "must be a positive number"),
+        (["--day-usd", "lots"], "not a number: 'lots'"),
+        (["--max-without-usage", "120"], "must be between 0 and 100"),
+        (["--since", "last week", "--day-usd", "1"], "not an ISO date"),
+        (["--format", "xml", "--day-usd", "1"], "invalid choice: 'xml'"),
+        ([], "nothing to check"),
+    ],
+    ids=["negative", "not-a-number", "percent", "since", "format", "no-rule"],
+)
+def test_cli_bad_input_exit_2(log: Path, args: list[str], text: str) -> None:
+    """Bad options: one line on stderr, exit code 2, no traceback."""
+    code, out, err = run_cli(log, *args)
+    assert (code, out) == (2, "")
+    assert text in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_cli_missing_log_exit_2(tmp_path: Path) -> None:
+    """A log that does not exist: one line, exit code 2."""
+    code, _, err = run_cli(tmp_path / "nope.jsonl", "--day-usd", "1")
+    assert code == 2
+    assert err.strip() == f"agent-usage check: error: no such file: {tmp_path / 'nope.jsonl'}"

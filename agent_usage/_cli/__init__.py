@@ -1,4 +1,4 @@
-"""The `agent-usage` command line: report, dashboard, tail, export, demo.
+"""The `agent-usage` command line: report, dashboard, tail, export, check, demo.
 
 One module per subcommand, each with `add_arguments(parser)` and `run(args) -> int`,
 imported here by name. Those modules import only the standard library and the
@@ -17,7 +17,7 @@ from typing import NoReturn
 
 from .. import __version__
 from ..exporters import _cli as export
-from . import dashboard, demo, report, tail
+from . import check, dashboard, demo, report, tail
 from ._common import CliError
 
 __all__ = ["CliError", "main"]
@@ -28,6 +28,7 @@ _COMMANDS: dict[str, tuple[ModuleType, str]] = {
     "dashboard": (dashboard, "write a self-contained HTML dashboard"),
     "tail": (tail, "follow the log and print each new llm_usage event"),
     "export": (export, "back-fill a log into OpenTelemetry or PostHog"),
+    "check": (check, "exit 1 when a session or day is over a USD limit, or usage goes missing"),
     "demo": (demo, "run an offline LangGraph agent, write a log, print the report"),
 }
 
