@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._budget import Budget, BudgetExceeded
 from ._log import EventLog
 from ._read import afollow, follow, read_events
 from ._report import report
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "Budget",
+    "BudgetExceeded",
     "EventLog",
     "Usage",
     "UsageCallbackHandler",

@@ -16,6 +16,8 @@ def test_all_is_exactly_the_public_api() -> None:
     """agent_usage.__all__ is the documented API and every name in it exists."""
     assert sorted(agent_usage.__all__) == sorted(
         [
+            "Budget",
+            "BudgetExceeded",
             "EventLog",
             "Usage",
             "UsageCallbackHandler",

@@ -1,0 +1,196 @@
+"""`UsageBudgetMiddleware` on `create_agent` agents: langchain-openai against the loopback API.
+
+Every call the fake server answers bills 1000 prompt + 100 completion tokens of
+"acme-model", priced here at $1 / $10 per million: $0.002 and 1,100 tokens a call.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain.agents import create_agent
+from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.tools import tool
+from langchain_openai import ChatOpenAI
+from providers.servers import OpenAIServer, Reply, ToolCall
+from pydantic import SecretStr
+
+from agent_usage import Budget, BudgetExceeded
+from agent_usage.middleware import UsageBudgetMiddleware
+
+pytest_plugins = ["providers.fixtures"]
+
+MODEL = "acme-model"
+PRICES = {MODEL: {"input": 1.0, "output": 10.0}}
+USAGE = {"prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100}
+CALL_USD = (1000 * 1.0 + 100 * 10.0) / 1e6  # 0.002
+CALL_TOKENS = 1100
+
+
+@tool
+def lookup(query: str) -> str:
+    """Look something up."""
+    return "found it"
+
+
+def tool_reply(n: int) -> Reply:
+    return Reply(tool_calls=(ToolCall("lookup", {"query": "x"}, f"call_{n}"),), usage=USAGE)
+
+
+def agent_on(server: OpenAIServer, middleware: UsageBudgetMiddleware) -> Any:
+    model = ChatOpenAI(model=MODEL, base_url=server.url, api_key=SecretStr("test"), max_retries=0)
+    return create_agent(model, tools=[lookup], middleware=[middleware])
+
+
+def ask() -> dict[str, Any]:
+    return {"messages": [HumanMessage("find x")]}
+
+
+@pytest.fixture
+def log_path(tmp_path: Path) -> Path:
+    """A log path of its own per test, so no two tests share a ledger."""
+    return tmp_path / "events.jsonl"
+
+
+async def test_end_stops_before_the_second_call(
+    openai_server: OpenAIServer, log_path: Path
+) -> None:
+    """exit_behavior="end": the second call is not sent; a final AIMessage says why."""
+    openai_server.script(tool_reply(1), tool_reply(2), Reply(text="done", usage=USAGE))
+    budget = Budget(invoke_usd=CALL_USD)
+    agent = agent_on(openai_server, UsageBudgetMiddleware(budget, log=log_path, prices=PRICES))
+
+    result = await agent.ainvoke(ask())
+
+    assert len(openai_server.requests) == 1
+    last = result["messages"][-1]
+    assert isinstance(last, AIMessage)
+    assert last.content == (
+        "Usage budget reached: invoke limit ($0.002 spent of a $0.002 limit). "
+        "The agent stopped here."
+    )
+    assert not last.tool_calls
+
+
+def test_error_raises_budget_exceeded(openai_server: OpenAIServer, log_path: Path) -> None:
+    """exit_behavior="error": the invoke raises BudgetExceeded with what was spent."""
+    openai_server.script(tool_reply(1), tool_reply(2), tool_reply(3))
+    middleware = UsageBudgetMiddleware(
+        Budget(invoke_tokens=2 * CALL_TOKENS), log=log_path, exit_behavior="error"
+    )
+    with pytest.raises(BudgetExceeded) as info:
+        agent_on(openai_server, middleware).invoke(ask())
+
+    assert len(openai_server.requests) == 2
+    exc = info.value
+    assert (exc.scope, exc.limit, exc.spent, exc.unit) == ("invoke", 2200, 2200, "tokens")
+    assert str(exc) == "invoke budget reached: spent 2,200 of 2,200 tokens"
+
+
+async def test_session_limit_across_invokes(openai_server: OpenAIServer, log_path: Path) -> None:
+    """A session (thread_id) limit holds across invokes; the invoke limit resets per run."""
+    openai_server.script(
+        tool_reply(1), Reply(text="one", usage=USAGE), tool_reply(2), tool_reply(3)
+    )
+    budget = Budget(invoke_tokens=3 * CALL_TOKENS, session_tokens=2500)
+    agent = agent_on(openai_server, UsageBudgetMiddleware(budget, log=log_path))
+    config = {"configurable": {"thread_id": "t-1"}}
+
+    first = await agent.ainvoke(ask(), config)
+    assert first["messages"][-1].content == "one"
+    second = await agent.ainvoke(ask(), config)
+
+    # 2,200 tokens after the first invoke; the second invoke's first call is allowed.
+    assert len(openai_server.requests) == 3
+    assert second["messages"][-1].content == (
+        "Usage budget reached: session limit (3,300 tokens spent of a 2,500-token limit). "
+        "The agent stopped here."
+    )
+    # Another thread has its own session total.
+    openai_server.script(Reply(text="fresh", usage=USAGE))
+    other = await agent.ainvoke(ask(), {"configurable": {"thread_id": "t-2"}})
+    assert other["messages"][-1].content == "fresh"
+
+
+async def test_day_key_gives_each_user_a_day(openai_server: OpenAIServer, log_path: Path) -> None:
+    """day_key: each value of metadata["user_id"] has its own day total."""
+    openai_server.script(tool_reply(1), tool_reply(2), Reply(text="bob's", usage=USAGE))
+    budget = Budget(day_tokens=CALL_TOKENS, day_key="user_id")
+    agent = agent_on(openai_server, UsageBudgetMiddleware(budget, log=log_path))
+
+    alice = await agent.ainvoke(ask(), {"metadata": {"user_id": "alice"}})
+    bob = await agent.ainvoke(ask(), {"metadata": {"user_id": "bob"}})
+
+    assert "day limit (1,100 tokens spent" in alice["messages"][-1].content
+    assert "day limit (1,100 tokens spent" in bob["messages"][-1].content
+    assert len(openai_server.requests) == 2  # one each
+
+
+@pytest.mark.parametrize("exit_behavior", ["end", "error"])
+def test_unpriced_model_with_usd_limit(
+    openai_server: OpenAIServer, log_path: Path, exit_behavior: Any
+) -> None:
+    """An unpriced model under a USD limit is refused before any request, naming the fix."""
+    openai_server.script(Reply(text="never sent", usage=USAGE))
+    middleware = UsageBudgetMiddleware(
+        Budget(session_usd=5.0), log=log_path, exit_behavior=exit_behavior
+    )
+    agent = agent_on(openai_server, middleware)
+    if exit_behavior == "error":
+        with pytest.raises(BudgetExceeded) as info:
+            agent.invoke(ask())
+        message = str(info.value)
+    else:
+        message = agent.invoke(ask())["messages"][-1].content
+    assert openai_server.requests == []
+    assert "model 'acme-model' has no known price" in message
+    assert "prices={'acme-model': {'input': ..., 'output': ...}}" in message
+    assert "Budget(unpriced='allow')" in message
+
+
+def test_unpriced_allowed_keeps_token_limits(
+    openai_server: OpenAIServer, log_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """unpriced="allow": the USD limit does not apply to it, token limits do; one warning."""
+    openai_server.script(tool_reply(1), tool_reply(2), tool_reply(3))
+    budget = Budget(session_usd=0.000001, session_tokens=2 * CALL_TOKENS, unpriced="allow")
+    agent = agent_on(openai_server, UsageBudgetMiddleware(budget, log=log_path))
+    with caplog.at_level(logging.WARNING, logger="agent_usage"):
+        result = agent.invoke(ask(), {"configurable": {"thread_id": "t"}})
+
+    assert len(openai_server.requests) == 2
+    assert "session limit (2,200 tokens spent" in result["messages"][-1].content
+    warnings = [
+        r.getMessage() for r in caplog.records if "USD limits do not apply" in r.getMessage()
+    ]
+    assert warnings == [
+        "agent_usage: model 'acme-model' has no known price; the budget's USD limits do not "
+        "apply to it (unpriced='allow'), only its token limits"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "text"),
+    [
+        (
+            {"budget": {"session_usd": 1}},
+            TypeError,
+            "budget must be a Budget, got {'session_usd': 1}",
+        ),
+        (
+            {"exit_behavior": "stop"},
+            ValueError,
+            "exit_behavior must be 'end' or 'error', got 'stop'",
+        ),
+    ],
+    ids=["not-a-budget", "exit-behavior"],
+)
+def test_bad_arguments(kwargs: dict[str, Any], error: type[Exception], text: str) -> None:
+    """Bad arguments raise at construction, naming the value."""
+    args: dict[str, Any] = {"budget": Budget(invoke_tokens=1), **kwargs}
+    with pytest.raises(error) as info:
+        UsageBudgetMiddleware(args.pop("budget"), **args)
+    assert str(info.value) == text
