@@ -224,7 +224,7 @@ class Budget:
         if self.day_key is not None:
             if not isinstance(self.day_key, str):
                 raise TypeError(
-                    f"Budget day_key must be a metadata key (str), got {self.day_key!r}"
+                    f"Budget day_key must be a metadata key, a str; got {self.day_key!r}"
                 )
             if not self.day_key:
                 raise ValueError("Budget day_key must be a non-empty metadata key, got ''")
