@@ -260,12 +260,9 @@ class BudgetGuard:
         self._invoke_usd: dict[str, float] = {}
         self._blocked: str | None = None  # a model found unpriced after its call
         self._warned: set[str] = set()
-        self._needs_ledger = not (
-            budget.session_usd is None
-            and budget.session_tokens is None
-            and budget.day_usd is None
-            and budget.day_tokens is None
-        )
+        self._session_limits = not (budget.session_usd is None and budget.session_tokens is None)
+        self._day_limits = not (budget.day_usd is None and budget.day_tokens is None)
+        self._needs_ledger = self._session_limits or self._day_limits
 
     # ---------------------------------------------------------------- CallGuard
 
@@ -344,16 +341,19 @@ class BudgetGuard:
         self._over("invoke", b.invoke_usd, b.invoke_tokens, (invoke_usd, invoke_tokens), session_id)
         if not self._needs_ledger:
             return
-        self.ledger.refresh()
-        if session_id is not None and (b.session_usd is not None or b.session_tokens is not None):
-            spent = self.ledger.session(session_id)
-            self._over("session", b.session_usd, b.session_tokens, spent, session_id)
-        if b.day_usd is not None or b.day_tokens is not None:
-            if b.day_key is not None and isinstance(metadata, Mapping) and b.day_key in metadata:
-                spent = self.ledger.day(b.day_key, metadata[b.day_key])
-            else:
-                spent = self.ledger.day()
-            self._over("day", b.day_usd, b.day_tokens, spent, session_id)
+        key = b.day_key
+        if key is not None and not (metadata and key in metadata):
+            key = None  # held to the day's overall total: it cannot escape the limit
+        session, day = self.ledger.spent(
+            session_id if self._session_limits else None,
+            day=self._day_limits,
+            day_key=key,
+            day_value=metadata[key] if key is not None and metadata else None,
+        )
+        if session is not None:
+            self._over("session", b.session_usd, b.session_tokens, session, session_id)
+        if day is not None:
+            self._over("day", b.day_usd, b.day_tokens, day, session_id)
 
     def check_model(self, model: str | None, session_id: str | None) -> None:
         """Raise `UnpricedModelError` when a USD limit is set and `model` has no price.

@@ -52,8 +52,8 @@ class _Sums:
         self.tokens += tokens
 
 
-def _utc_day(now: float) -> str:
-    return datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%d")
+def _utc_day(day_number: int) -> str:
+    return datetime.fromtimestamp(day_number * 86400, timezone.utc).strftime("%Y-%m-%d")
 
 
 def _event_day(ts: object) -> str | None:
@@ -66,7 +66,8 @@ def _event_day(ts: object) -> str | None:
 
 def _day_value(value: object) -> Hashable | None:
     """A metadata value as a day bucket key; None when it cannot be one."""
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+    kind = type(value)
+    if kind is str or kind is int or kind is float:
         return value
     return None
 
@@ -97,7 +98,7 @@ class Ledger:
     Args:
         path: the event log, or None for totals of this process's calls alone.
 
-    All methods are thread-safe; `refresh` is cheap after the first call (a stat
+    All methods are thread-safe; `spent` is cheap after the first call (a stat
     and a read that returns nothing when no other process wrote).
     """
 
@@ -107,45 +108,65 @@ class Ledger:
         self._loaded = path is None
         self._follower: _Follower | None = None
         self._sessions: dict[str, _Sums] = {}
-        self._day = _utc_day(time.time())
+        self._day_number = int(time.time()) // 86400
+        self._day = _utc_day(self._day_number)
         self._day_total = _Sums()
         self._day_by: dict[tuple[str, Hashable], _Sums] = {}
         # Invokes of this process whose calls were recorded: their events are skipped.
         self._own: set[str] = set()
         self._calls: dict[str, None] = {}
         self.malformed = 0
+        self._warned = False
 
     # -------------------------------------------------------------- queries
 
-    def refresh(self) -> None:
-        """Read the log at first use, then what other processes appended since."""
+    def spent(
+        self,
+        session_id: str | None,
+        *,
+        day: bool,
+        day_key: str | None = None,
+        day_value: object = None,
+    ) -> tuple[tuple[float, int] | None, tuple[float, int] | None]:
+        """((usd, tokens) of `session_id`, (usd, tokens) of today), each None when not asked.
+
+        Reads what other processes appended to the log since the last call first
+        (the whole log at the first call). Today (UTC) is all of it, or, with
+        `day_key`, the calls whose metadata[day_key] == day_value.
+        """
+        with self._lock:
+            self._refresh()
+            session = None
+            if session_id is not None:
+                sums = self._sessions.get(session_id)
+                session = (sums.usd, sums.tokens) if sums is not None else (0.0, 0)
+            if not day:
+                return session, None
+            self._roll_day()
+            if day_key is None:
+                today: _Sums | None = self._day_total
+            else:
+                bucket = _day_value(day_value)
+                today = self._day_by.get((day_key, bucket)) if bucket is not None else None
+            return session, ((today.usd, today.tokens) if today is not None else (0.0, 0))
+
+    def _refresh(self) -> None:
         if self.path is None:
             return
-        with self._lock:
-            try:
-                if not self._loaded:
-                    self._load()
-                else:
-                    self._poll()
-            except OSError as exc:  # an unreadable log must not break the agent
-                logger.warning("agent_usage: budget cannot read %s (%s)", self.path, exc)
-
-    def session(self, session_id: str) -> tuple[float, int]:
-        """(usd, tokens) spent so far by `session_id`."""
-        with self._lock:
-            sums = self._sessions.get(session_id)
-            return (sums.usd, sums.tokens) if sums is not None else (0.0, 0)
-
-    def day(self, key: str | None = None, value: object = None) -> tuple[float, int]:
-        """(usd, tokens) spent today (UTC): in all, or where metadata[key] == value."""
-        with self._lock:
-            self._roll_day()
-            if key is None:
-                sums: _Sums | None = self._day_total
+        try:
+            if not self._loaded:
+                self._load()
             else:
-                bucket = _day_value(value)
-                sums = self._day_by.get((key, bucket)) if bucket is not None else None
-            return (sums.usd, sums.tokens) if sums is not None else (0.0, 0)
+                self._poll()
+        except OSError as exc:  # an unreadable log must not break the agent
+            if not self._warned:
+                self._warned = True
+                logger.warning(
+                    "agent_usage: budget cannot read %s (%s); its totals hold this "
+                    "process's calls and what was read before",
+                    self.path,
+                    exc,
+                )
 
     # -------------------------------------------------------------- updates
 
@@ -183,7 +204,7 @@ class Ledger:
         *,
         today: bool,
     ) -> None:
-        if isinstance(session_id, str):
+        if type(session_id) is str:
             sums = self._sessions.get(session_id)
             if sums is None:
                 sums = self._sessions[session_id] = _Sums()
@@ -191,7 +212,7 @@ class Ledger:
         if not today:
             return
         self._day_total.add(usd, tokens)
-        if isinstance(metadata, Mapping):
+        if metadata and (type(metadata) is dict or isinstance(metadata, Mapping)):
             for key, value in metadata.items():
                 bucket = _day_value(value)
                 if bucket is None or not isinstance(key, str):
@@ -202,9 +223,11 @@ class Ledger:
                 sums.add(usd, tokens)
 
     def _roll_day(self) -> None:
-        today = _utc_day(time.time())
-        if today != self._day:  # midnight UTC: a new day starts from zero
-            self._day = today
+        # An integer division per check; the day's string only when it changes.
+        number = int(time.time()) // 86400
+        if number != self._day_number:  # midnight UTC: a new day starts from zero
+            self._day_number = number
+            self._day = _utc_day(number)
             self._day_total = _Sums()
             self._day_by = {}
 
