@@ -7,6 +7,8 @@ Every call the fake server answers bills 1000 prompt + 100 completion tokens of
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +196,47 @@ def test_bad_arguments(kwargs: dict[str, Any], error: type[Exception], text: str
     with pytest.raises(error) as info:
         UsageBudgetMiddleware(args.pop("budget"), **args)
     assert str(info.value) == text
+
+
+WRITER = """
+import sys
+from langchain_core.messages import AIMessage
+from agent_usage import EventLog, track_usage
+from agent_usage.testing import ScriptedChatModel, usage_metadata
+
+path, session, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
+reply = AIMessage(content="ok", usage_metadata=usage_metadata(1000, 100))
+model = ScriptedChatModel(script=[reply], model_name="acme-model")
+with EventLog(path) as log:
+    tracked = track_usage(model, log, session_id=session)
+    for _ in range(calls):
+        tracked.invoke("hi")
+"""
+
+
+def other_process_spends(path: Path, session: str, calls: int) -> None:
+    """Another process logs `calls` tracked calls of 1,100 tokens for `session`."""
+    subprocess.run(
+        [sys.executable, "-c", WRITER, str(path), session, str(calls)], check=True, timeout=120
+    )
+
+
+async def test_follows_what_another_process_logs(
+    openai_server: OpenAIServer, log_path: Path
+) -> None:
+    """Spend another process logs after the first check counts toward the session limit."""
+    other_process_spends(log_path, "s1", 1)  # read at first use
+    openai_server.script(Reply(text="one", usage=USAGE), Reply(text="never", usage=USAGE))
+    budget = Budget(session_tokens=4 * CALL_TOKENS)
+    agent = agent_on(openai_server, UsageBudgetMiddleware(budget, log=log_path))
+    config = {"metadata": {"session_id": "s1"}}
+
+    first = await agent.ainvoke(ask(), config)  # 1,100 from the log + 1,100 here
+    assert first["messages"][-1].content == "one"
+    other_process_spends(log_path, "s1", 2)  # followed, not re-read: 4,400 now
+    second = await agent.ainvoke(ask(), config)
+
+    assert len(openai_server.requests) == 1
+    assert "session limit (4,400 tokens spent of a 4,400-token limit)" in (
+        second["messages"][-1].content
+    )
