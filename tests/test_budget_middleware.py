@@ -205,20 +205,20 @@ from agent_usage import EventLog, track_usage
 from agent_usage.testing import ScriptedChatModel, usage_metadata
 
 path, session, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
+max_bytes = int(sys.argv[4]) if len(sys.argv) > 4 else None
 reply = AIMessage(content="ok", usage_metadata=usage_metadata(1000, 100))
 model = ScriptedChatModel(script=[reply], model_name="acme-model")
-with EventLog(path) as log:
+with EventLog(path, max_bytes=max_bytes, backup_count=None) as log:
     tracked = track_usage(model, log, session_id=session)
     for _ in range(calls):
         tracked.invoke("hi")
 """
 
 
-def other_process_spends(path: Path, session: str, calls: int) -> None:
+def other_process_spends(path: Path, session: str, calls: int, *rotate_at: int) -> None:
     """Another process logs `calls` tracked calls of 1,100 tokens for `session`."""
-    subprocess.run(
-        [sys.executable, "-c", WRITER, str(path), session, str(calls)], check=True, timeout=120
-    )
+    args = [str(path), session, str(calls), *map(str, rotate_at)]
+    subprocess.run([sys.executable, "-c", WRITER, *args], check=True, timeout=120)
 
 
 async def test_follows_what_another_process_logs(
@@ -240,3 +240,17 @@ async def test_follows_what_another_process_logs(
     assert "session limit (4,400 tokens spent of a 4,400-token limit)" in (
         second["messages"][-1].content
     )
+
+
+def test_first_use_reads_rotated_files(openai_server: OpenAIServer, log_path: Path) -> None:
+    """The first check reads the whole log: its rotated files too, oldest first."""
+    other_process_spends(log_path, "s2", 3, 300)  # rotates after every event
+    assert len(list(log_path.parent.glob("events*.jsonl"))) >= 3
+    openai_server.script(Reply(text="never", usage=USAGE))
+    middleware = UsageBudgetMiddleware(
+        Budget(session_tokens=3 * CALL_TOKENS), log=log_path, exit_behavior="error"
+    )
+    with pytest.raises(BudgetExceeded) as info:
+        agent_on(openai_server, middleware).invoke(ask(), {"metadata": {"session_id": "s2"}})
+    assert (info.value.scope, info.value.spent) == ("session", 3300)
+    assert openai_server.requests == []
