@@ -15,6 +15,9 @@ that has finished. A call already in flight when another call crosses the limit
 still completes and is counted. So a scope can end over its limit by at most one
 call per model call running concurrently in it: with invokes that make one call
 at a time, one call per concurrently running invoke of the same session or day.
+Within a process, a finished call counts at once; another process sees an
+invoke's calls when its event is written (at the invoke's end), so across
+processes a running invoke counts as in flight until then.
 """
 
 from __future__ import annotations
@@ -196,7 +199,12 @@ class Budget:
     raises `BudgetExceeded`. The call in flight when a limit is crossed completes
     and is counted, so a scope may end over its limit by at most one call per
     concurrently running model call in it (one per concurrent invoke of the same
-    session or day, for invokes that call one model at a time).
+    session or day, for invokes that call one model at a time). Other processes
+    sharing the log see an invoke's calls when its event is written, at its end.
+
+    `day_key` values come from the tracked scope's metadata (merged with the
+    invoke config's); only the wrapper's `metadata=` is written to the events, so
+    only it is seen by other processes and after a restart.
 
     Raises:
         TypeError: a limit that is not a number (tokens: not an int), or a bad `day_key`.
