@@ -321,7 +321,14 @@ class BudgetGuard:
         usd: float | None,
         tokens: int,
     ) -> None:
-        """Add a finished call to the ledger (an unknown cost adds tokens only)."""
+        """Add a finished call to the ledger (an unknown cost adds tokens only).
+
+        Only budgets with session or day limits count calls there: the ledger is
+        read from the log when first needed, and that read covers every invoke
+        whose event was written before.
+        """
+        if not self._needs_ledger:
+            return
         recorded = _RECORDED.get()
         if recorded is not None:
             recorded.append(self.ledger)

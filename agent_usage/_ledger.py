@@ -182,6 +182,8 @@ class Ledger:
     ) -> None:
         """Add one finished call of this process (once per `call_id`)."""
         with self._lock:
+            if not self._loaded:  # the log's events first, then this call
+                self._refresh()
             if call_id is not None:
                 if call_id in self._calls:
                     return
