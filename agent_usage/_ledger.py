@@ -234,24 +234,41 @@ class Ledger:
             self._day_by = {}
 
     def _take(self, events: list[dict[str, Any]]) -> None:
+        # Per event of the first read: this loop is its cost next to the reader's,
+        # so the common event (UTC timestamp, int tokens, float cost) takes no calls.
         own = self._own
         day = self._day
+        sessions = self._sessions
         for event in events:
-            invoke_id = event.get("invoke_id")
-            if type(invoke_id) is str and invoke_id in own:
-                # Ours: its calls were recorded as they finished. Its event comes once.
-                own.discard(invoke_id)
+            get = event.get
+            if own:
+                invoke_id = get("invoke_id")
+                if type(invoke_id) is str and invoke_id in own:
+                    # Ours: its calls were counted as they finished. Its event comes once.
+                    own.discard(invoke_id)
+                    continue
+            tokens, usd = get("total_tokens"), get("cost_usd")
+            if not (type(tokens) is int and type(usd) is float and tokens >= 0 and usd >= 0):
+                spend = _event_spend(event)
+                if spend is None:
+                    self.malformed += 1
+                    continue
+                usd, tokens = spend
+            ts = get("timestamp")
+            if type(ts) is str and ts.endswith("+00:00"):
+                today = ts.startswith(day)
+            else:
+                today = _event_day(ts) == day
+            if today:
+                self._add(get("session_id"), get("metadata"), usd, tokens, today=True)
                 continue
-            spend = _event_spend(event)
-            if spend is None:
-                self.malformed += 1
-                continue
-            self._add(
-                event.get("session_id"),
-                event.get("metadata"),
-                *spend,
-                today=_event_day(event.get("timestamp")) == day,
-            )
+            session_id = get("session_id")
+            if type(session_id) is str:
+                sums = sessions.get(session_id)
+                if sums is None:
+                    sums = sessions[session_id] = _Sums()
+                sums.usd += usd
+                sums.tokens += tokens
 
     def _load(self) -> None:
         """The one full read: rotated files, then the live file through the follower."""
@@ -291,6 +308,7 @@ class Ledger:
         with self._lock:
             if self._follower is not None:
                 self._follower.close()
+                self._follower = None  # a closed follower would reopen the log at its start
 
 
 _LEDGERS: dict[str, Ledger] = {}
