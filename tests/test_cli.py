@@ -305,9 +305,11 @@ def test_negative_savings_print_with_the_sign_first(
         (["dashboard", "{log}", "--day-usd", "lots"], "argument --day-usd: not a number"),
         (["dashboard", "{log}", "-o", "{tmp}"], "cannot write"),
         (["demo", "--turns", "0"], "argument --turns: must be at least 1"),
+        (["report", "{tmp}/a\x1b]52;c;eA==\x07"], "no such file: "),
+        (["report", "{tmp}/" + "x" * 5000], "{tmp}/xxx"),
     ],
     ids=["no-command", "bad-command", "no-path", "top-text", "top-negative", "since", "session",
-         "day-nan", "day-text", "output-is-dir", "demo-turns"],
+         "day-nan", "day-text", "output-is-dir", "demo-turns", "control-in-name", "name-too-long"],
 )  # fmt: skip
 def test_bad_input_is_one_line_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
@@ -319,4 +321,5 @@ def test_bad_input_is_one_line_exit_2(
     assert out == ""
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith("agent-usage")
-    assert message in err
+    assert message.format(tmp=tmp_path) in err
+    assert not CONTROL.search(err.rstrip("\n"))  # even a file name cannot drive the terminal
