@@ -163,21 +163,29 @@ def embedded_data(page: str) -> Any:
 
 @pytest.mark.parametrize("hostile", HOSTILE, ids=["script", "attribute", "close-script", "misc"])
 def test_strings_from_the_log_are_escaped(tmp_path: Path, hostile: str) -> None:
-    """Session ids and model names from the log never become markup."""
+    """Session ids, model names, statuses, the title and the path never become markup."""
     path = tmp_path / "events.jsonl"
     with EventLog(path) as w:
-        w.append(usage_event("2026-11-20T10:00:00+00:00", hostile, hostile, 10, 5, without=1))
-    page = render(path, tmp_path)
+        w.append(
+            usage_event(
+                "2026-11-20T10:00:00+00:00", hostile, hostile, 10, 5, without=1, status=hostile
+            )
+        )
+        w.append(usage_event("2026-11-20T11:00:00+00:00", hostile, SONNET, 10, 5, cost=9.0))
+    page = render(path, tmp_path, "--title", hostile, "--session-usd", "1", "--day-usd", "1")
     body = page.split("<body>", 1)[1]
     assert hostile not in body
     assert "<img" not in body
     assert body.count("<script") == 1  # the JSON data block only
     texts, values = page_strings(page)
-    assert hostile in texts  # shown, as text
+    # shown as text: title, session (table and budget list), model (three panels), status
+    assert texts.count(hostile) >= 7
     assert hostile in values  # and kept whole in data-* attributes
     data = embedded_data(page)
     assert data["top_sessions"][0]["session_id"] == hostile
     assert data["unpriced_models"] == [hostile]
+    assert data["status"] == {hostile: 1, "ok": 1}
+    assert data["budget"]["sessions_over"] == [hostile]
 
 
 def test_page_is_self_contained(log: Path, tmp_path: Path) -> None:
