@@ -225,6 +225,17 @@ def test_empty_log_renders(tmp_path: Path) -> None:
     assert embedded_data(page)["total"]["events"] == 0
 
 
+def test_huge_numbers_do_not_break_the_page(tmp_path: Path) -> None:
+    """Costs that sum to infinity: a page (or skipped events), never a traceback."""
+    path = tmp_path / "events.jsonl"
+    with EventLog(path) as w:
+        for hour in (10, 11):
+            w.append(usage_event(f"2026-11-20T{hour}:00:00+00:00", "s", SONNET, 10, 5, cost=1e308))
+        w.append(usage_event("2026-11-20T12:00:00+00:00", "s", SONNET, 10, 5, cost=0.5))
+    page = render(path, tmp_path, "--day-usd", "1")
+    assert page.count("<script") == 1
+
+
 SESSION_USD, DAY_USD = 0.16, 0.2
 
 
