@@ -252,10 +252,11 @@ def test_cli_json(log: Path) -> None:
         (["--day-usd", "lots"], "not a number: 'lots'"),
         (["--max-without-usage", "120"], "must be between 0 and 100"),
         (["--since", "last week", "--day-usd", "1"], "not an ISO date"),
+        (["--since", "2026-11-23", "--until", "2026-11-22", "--day-usd", "1"], "not before"),
         (["--format", "xml", "--day-usd", "1"], "invalid choice: 'xml'"),
         ([], "nothing to check"),
     ],
-    ids=["negative", "not-a-number", "percent", "since", "format", "no-rule"],
+    ids=["negative", "not-a-number", "percent", "since", "empty-range", "format", "no-rule"],
 )
 def test_cli_bad_input_exit_2(log: Path, args: list[str], text: str) -> None:
     """Bad options: one line on stderr, exit code 2, no traceback."""

@@ -16,6 +16,7 @@ from ._common import (
     add_format_argument,
     add_prices_argument,
     add_time_arguments,
+    check_time_range,
     positive_float,
 )
 
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
             "nothing to check: give --session-usd, --day-usd, --max-without-usage "
             "or --fail-on-unpriced"
         )
+    check_time_range(args.since, args.until)
     try:
         result = check(
             args.paths,
