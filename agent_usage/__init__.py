@@ -16,6 +16,7 @@ from ._usage import Usage, normalize_usage
 
 if TYPE_CHECKING:
     from ._handler import UsageCallbackHandler
+    from ._tracking import tracking
     from ._wrapper import track_usage
 
 
@@ -31,6 +32,7 @@ __all__ = [
     "read_events",
     "report",
     "track_usage",
+    "tracking",
 ]
 
 __version__ = "0.1.0"
@@ -46,6 +48,8 @@ def __getattr__(name: str) -> Any:
         from ._handler import UsageCallbackHandler as value
     elif name == "track_usage":
         from ._wrapper import track_usage as value
+    elif name == "tracking":
+        from ._tracking import tracking as value
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value  # once: later lookups skip this function
