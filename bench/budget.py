@@ -85,7 +85,7 @@ async def per_call(invokes: int, rounds: int) -> None:
             "tracked": lambda: tracked.ainvoke(inputs),
         }
         try:
-            budgeted = track_usage(graph, log, session_id="bench", budget=BUDGET)  # type: ignore[call-arg]
+            budgeted = track_usage(graph, log, session_id="bench", budget=BUDGET)
             variants["tracked+budget"] = lambda: budgeted.ainvoke(inputs)
         except TypeError:
             print("budget: track_usage takes no budget= on this branch; guard alone only")
