@@ -296,7 +296,7 @@ class BudgetGuard:
             self._invoke_usd[call.invoke_id] = self._invoke_usd.get(call.invoke_id, 0.0) + cost_usd
         self.record(
             call_id=call.call_id,
-            invoke_id=call.invoke_id,
+            invoke_ids=(call.invoke_id,),
             session_id=call.session_id,
             metadata=call.metadata,
             usd=cost_usd,
@@ -315,7 +315,7 @@ class BudgetGuard:
         self,
         *,
         call_id: str | None,
-        invoke_id: str | None,
+        invoke_ids: tuple[str, ...],
         session_id: str | None,
         metadata: Mapping[str, Any] | None,
         usd: float | None,
@@ -334,7 +334,7 @@ class BudgetGuard:
             recorded.append(self.ledger)
         self.ledger.record(
             call_id=call_id,
-            invoke_id=invoke_id,
+            invoke_ids=invoke_ids,
             session_id=session_id,
             metadata=metadata,
             usd=usd or 0.0,

@@ -22,7 +22,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -174,13 +174,17 @@ class Ledger:
         self,
         *,
         call_id: str | None,
-        invoke_id: str | None,
+        invoke_ids: Iterable[str],
         session_id: str | None,
         metadata: Mapping[str, Any] | None,
         usd: float,
         tokens: int,
     ) -> None:
-        """Add one finished call of this process (once per `call_id`)."""
+        """Add one finished call of this process (once per `call_id`).
+
+        `invoke_ids`: the tracked invokes whose events will hold the call; those
+        events are skipped when the log is followed, so the call counts once.
+        """
         with self._lock:
             if not self._loaded:  # the log's events first, then this call
                 self._refresh()
@@ -190,8 +194,8 @@ class Ledger:
                 self._calls[call_id] = None
                 if len(self._calls) > _CALLS_KEPT:
                     del self._calls[next(iter(self._calls))]
-            if invoke_id is not None and self.path is not None:
-                self._own.add(invoke_id)
+            if self.path is not None:
+                self._own.update(invoke_ids)
             self._roll_day()
             self._add(session_id, metadata, usd, tokens, today=True)
 

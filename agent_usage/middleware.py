@@ -31,7 +31,9 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from ._budget import Budget, BudgetExceeded, BudgetGuard, recording_calls
+from ._ledger import ledger_for
 from ._pricing import Pricer, PricesArg, default_pricer
+from ._scope import active_scopes
 from ._usage import normalize_usage
 
 __all__ = ["UsageBudgetMiddleware"]
@@ -199,7 +201,7 @@ class UsageBudgetMiddleware(AgentMiddleware[UsageBudgetState, Any, Any]):
             session, metadata = _session_and_metadata(get_config())
             self._guard.record(
                 call_id=None,
-                invoke_id=None,
+                invoke_ids=self._tracked_here(),
                 session_id=session,
                 metadata=metadata,
                 usd=usd,
@@ -211,6 +213,19 @@ class UsageBudgetMiddleware(AgentMiddleware[UsageBudgetState, Any, Any]):
             "budget_run_tokens": state.get("budget_run_tokens", 0) + tokens,
         }
         return ExtendedModelResponse(model_response=response, command=Command(update=update))
+
+    def _tracked_here(self) -> tuple[str, ...]:
+        """The tracked invokes running here whose events go to our log.
+
+        Their events will hold this call: the ledger skips them when it reads
+        them back, since the call is counted here already.
+        """
+        ledger = self._guard.ledger
+        return tuple(
+            scope.invoke_id
+            for scope in active_scopes().scopes
+            if scope.tracker.sink is not None and ledger_for(scope.tracker.sink) is ledger
+        )
 
     def _spend(
         self, request: ModelRequest[Any], message: BaseMessage | None

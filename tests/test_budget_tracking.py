@@ -397,3 +397,23 @@ def test_guard_is_thread_safe(tmp_path: Path) -> None:
     assert total == model.calls * CALL_TOKENS
     assert limit <= total <= limit - 1 + 8 * CALL_TOKENS
     assert len(stopped) == 80 - model.calls
+
+
+async def test_middleware_inside_track_usage_without_a_budget(
+    openai_server: OpenAIServer, tmp_path: Path
+) -> None:
+    """A middleware budget under track_usage (no budget) on one log: the event read back
+    is not counted again on top of the middleware's own count."""
+    openai_server.script(tool_reply(1), Reply(text="one", usage=USAGE), tool_reply(2))
+    path = tmp_path / "events.jsonl"
+    middleware = UsageBudgetMiddleware(Budget(session_tokens=3 * CALL_TOKENS), log=path)
+    with EventLog(path) as log:
+        agent = track_usage(openai_agent(openai_server, middleware=[middleware]), log)
+        config = {"configurable": {"thread_id": "s"}}
+        first = await agent.ainvoke(ask(), config)  # 2 calls, then its event is written
+        second = await agent.ainvoke(ask(), config)  # 1 more: 3,300; then stopped
+
+    assert first["messages"][-1].content == "one"
+    assert len(openai_server.requests) == 3
+    assert "session limit (3,300 tokens spent" in second["messages"][-1].content
+    assert [e["total_tokens"] for e in events(path)] == [2200, 1100]
