@@ -249,7 +249,34 @@ class Budget:
 
     def _guard(self, *, log: object, pricer: Pricer) -> BudgetGuard:
         """The `CallGuard` for one tracked scope writing to `log`, pricing with `pricer`."""
+        _quiet_callback_warning()
         return BudgetGuard(self, ledger_for(log), pricer)
+
+
+class _NotACallbackError(logging.Filter):
+    """Drops langchain-core's "Error in ... callback" warning for a budget stop.
+
+    A guard stops a call by raising `BudgetExceeded` from a callback; langchain-core
+    logs every exception a callback raises as a warning before re-raising it. The
+    stop reaches the caller as the exception itself, so that line would only be noise.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if record.msg == "Error in %s.%s callback: %s" and isinstance(args, tuple) and args:
+            shown = args[-1]
+            return not (isinstance(shown, str) and shown.startswith(_STOP_REPRS))
+        return True
+
+
+_STOP_REPRS = ("BudgetExceeded(", "UnpricedModelError(")
+_QUIET = _NotACallbackError()
+
+
+def _quiet_callback_warning() -> None:
+    manager_logger = logging.getLogger("langchain_core.callbacks.manager")
+    if _QUIET not in manager_logger.filters:
+        manager_logger.addFilter(_QUIET)
 
 
 class BudgetGuard:

@@ -417,3 +417,16 @@ async def test_middleware_inside_track_usage_without_a_budget(
     assert len(openai_server.requests) == 3
     assert "session limit (3,300 tokens spent" in second["messages"][-1].content
     assert [e["total_tokens"] for e in events(path)] == [2200, 1100]
+
+
+def test_a_stop_logs_no_callback_error(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A budget stop is the exception, not also langchain-core's "Error in callback" warning."""
+    model = answering_model()
+    with caplog.at_level(logging.WARNING), EventLog(tmp_path / "events.jsonl") as log:
+        agent = track_usage(
+            model, log, session_id="q", budget=Budget(session_tokens=1), prices=PRICES
+        )
+        agent.invoke("hi")
+        with pytest.raises(BudgetExceeded):
+            agent.invoke("hi")
+    assert [r.getMessage() for r in caplog.records] == []
