@@ -16,6 +16,7 @@ Tokens are an event's `total_tokens`; dollars its `cost_usd`, or, when that is n
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -319,6 +320,13 @@ _LEDGERS: dict[str, Ledger] = {}
 _MEMORY: weakref.WeakKeyDictionary[Any, Ledger] = weakref.WeakKeyDictionary()
 _SHARED_MEMORY = Ledger(None)
 _REGISTRY_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Close the followers' files at exit (the ledgers live as long as the process)."""
+    for ledger in list(_LEDGERS.values()):
+        ledger.close()
 
 
 def ledger_for(log: object) -> Ledger:

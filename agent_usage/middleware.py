@@ -13,7 +13,7 @@ UsageBudgetMiddleware`, never from `agent_usage` itself.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Annotated, Any, Literal, NotRequired
+from typing import Annotated, Any, Literal
 
 from langchain.agents.middleware.types import (
     AgentMiddleware,
@@ -29,6 +29,7 @@ from langgraph.channels.untracked_value import UntrackedValue
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import Command
+from typing_extensions import NotRequired
 
 from ._budget import Budget, BudgetExceeded, BudgetGuard, recording_calls
 from ._ledger import ledger_for
@@ -57,8 +58,18 @@ def _limit_message(exc: BudgetExceeded) -> str:
     return f"Usage budget reached: {exc.scope} limit ({shown}). The agent stopped here."
 
 
-def _session_and_metadata(config: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
-    """The session id (metadata session_id, else thread_id) and the user's metadata."""
+def _session_and_metadata(runtime: Runtime[Any] | None) -> tuple[str | None, dict[str, Any]]:
+    """The session id (metadata session_id, else thread_id) and the user's metadata.
+
+    From the run's config; on Python 3.10 an async node has no config in its
+    context (no context for asyncio tasks there), so only the runtime's thread_id.
+    """
+    try:
+        config: Mapping[str, Any] = get_config()
+    except RuntimeError:
+        info = getattr(runtime, "execution_info", None)
+        thread = getattr(info, "thread_id", None)
+        return (str(thread) if thread is not None else None), {}
     metadata = config.get("metadata") or {}
     session = metadata.get("session_id")
     if not isinstance(session, str):
@@ -84,6 +95,8 @@ class UsageBudgetMiddleware(AgentMiddleware[UsageBudgetState, Any, Any]):
 
     The middleware sees the agent's own model calls; for calls made inside tools
     or sub-agents, use `track_usage(..., budget=...)`, which composes with it.
+    On Python 3.10, LangGraph gives an async node no config, so async invokes
+    there take the session from the thread_id and see no metadata for `day_key`.
 
     Args:
         budget: the limits.
@@ -128,7 +141,7 @@ class UsageBudgetMiddleware(AgentMiddleware[UsageBudgetState, Any, Any]):
     @hook_config(can_jump_to=["end"])
     def before_model(self, state: UsageBudgetState, runtime: Runtime[Any]) -> dict[str, Any] | None:
         """Refuse the next model call when a limit is reached (end or raise)."""
-        session, metadata = _session_and_metadata(get_config())
+        session, metadata = _session_and_metadata(runtime)
         try:
             self._guard.check(
                 session_id=session,
@@ -181,7 +194,7 @@ class UsageBudgetMiddleware(AgentMiddleware[UsageBudgetState, Any, Any]):
     def _refuse_unpriced(self, request: ModelRequest[Any]) -> ExtendedModelResponse[Any] | None:
         """A final answer instead of a call whose model has no price (or raise)."""
         model = request.model._get_ls_params().get("ls_model_name")
-        session, _ = _session_and_metadata(get_config())
+        session, _ = _session_and_metadata(request.runtime)
         try:
             self._guard.check_model(model if isinstance(model, str) else None, session)
         except BudgetExceeded as exc:
@@ -198,7 +211,7 @@ class UsageBudgetMiddleware(AgentMiddleware[UsageBudgetState, Any, Any]):
         usd, tokens = self._spend(request, message)
         if tokens and self._guard.ledger not in recorded:
             # No tracked scope's budget counted this call in our ledger: count it here.
-            session, metadata = _session_and_metadata(get_config())
+            session, metadata = _session_and_metadata(request.runtime)
             self._guard.record(
                 call_id=None,
                 invoke_ids=self._tracked_here(),

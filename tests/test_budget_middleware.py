@@ -117,14 +117,15 @@ async def test_session_limit_across_invokes(openai_server: OpenAIServer, log_pat
     assert other["messages"][-1].content == "fresh"
 
 
-async def test_day_key_gives_each_user_a_day(openai_server: OpenAIServer, log_path: Path) -> None:
+def test_day_key_gives_each_user_a_day(openai_server: OpenAIServer, log_path: Path) -> None:
     """day_key: each value of metadata["user_id"] has its own day total."""
     openai_server.script(tool_reply(1), tool_reply(2), Reply(text="bob's", usage=USAGE))
     budget = Budget(day_tokens=CALL_TOKENS, day_key="user_id")
     agent = agent_on(openai_server, UsageBudgetMiddleware(budget, log=log_path))
 
-    alice = await agent.ainvoke(ask(), {"metadata": {"user_id": "alice"}})
-    bob = await agent.ainvoke(ask(), {"metadata": {"user_id": "bob"}})
+    # Sync: on Python 3.10 an async LangGraph node sees no config metadata.
+    alice = agent.invoke(ask(), {"metadata": {"user_id": "alice"}})
+    bob = agent.invoke(ask(), {"metadata": {"user_id": "bob"}})
 
     assert "day limit (1,100 tokens spent" in alice["messages"][-1].content
     assert "day limit (1,100 tokens spent" in bob["messages"][-1].content
@@ -221,9 +222,7 @@ def other_process_spends(path: Path, session: str, calls: int, *rotate_at: int) 
     subprocess.run([sys.executable, "-c", WRITER, *args], check=True, timeout=120)
 
 
-async def test_follows_what_another_process_logs(
-    openai_server: OpenAIServer, log_path: Path
-) -> None:
+def test_follows_what_another_process_logs(openai_server: OpenAIServer, log_path: Path) -> None:
     """Spend another process logs after the first check counts toward the session limit."""
     other_process_spends(log_path, "s1", 1)  # read at first use
     openai_server.script(Reply(text="one", usage=USAGE), Reply(text="never", usage=USAGE))
@@ -231,10 +230,10 @@ async def test_follows_what_another_process_logs(
     agent = agent_on(openai_server, UsageBudgetMiddleware(budget, log=log_path))
     config = {"metadata": {"session_id": "s1"}}
 
-    first = await agent.ainvoke(ask(), config)  # 1,100 from the log + 1,100 here
+    first = agent.invoke(ask(), config)  # 1,100 from the log + 1,100 here
     assert first["messages"][-1].content == "one"
     other_process_spends(log_path, "s1", 2)  # followed, not re-read: 4,400 now
-    second = await agent.ainvoke(ask(), config)
+    second = agent.invoke(ask(), config)
 
     assert len(openai_server.requests) == 1
     assert "session limit (4,400 tokens spent of a 4,400-token limit)" in (

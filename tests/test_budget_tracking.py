@@ -350,7 +350,7 @@ async def test_middleware_and_track_usage_count_each_call_once(
             budget=Budget(day_tokens=100 * CALL_TOKENS),
             prices=PRICES,
         )
-        result = await agent.ainvoke(ask(), {"metadata": {"session_id": "s"}})
+        result = await agent.ainvoke(ask(), {"configurable": {"thread_id": "s"}})
 
     assert len(openai_server.requests) == 3
     assert "session limit (3,300 tokens spent" in result["messages"][-1].content
