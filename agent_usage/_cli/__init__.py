@@ -41,7 +41,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="agent-usage", description=__doc__.splitlines()[0])
+    parser = _Parser(
+        prog="agent-usage",
+        description="Token usage and cost of LangChain/LangGraph agents, from their event log.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
