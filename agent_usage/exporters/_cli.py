@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from agent_usage._report_cli import add_time_arguments, open_source
+from agent_usage._cli._common import CliError, add_time_arguments, open_source
 
 __all__ = ["add_arguments", "run"]
 
@@ -66,8 +66,6 @@ _Built = tuple[Any, Callable[[float], bool], Callable[[], str | None]]
 
 
 def _otel_exporter(args: argparse.Namespace) -> _Built:
-    from agent_usage.cli import CliError
-
     from .otel import OTelExporter
 
     try:
@@ -186,8 +184,6 @@ class _OtlpFailures:
 
 
 def _posthog_exporter(args: argparse.Namespace) -> _Built:
-    from agent_usage.cli import CliError
-
     from .posthog import PostHogExporter
 
     api_key = args.api_key or os.environ.get("POSTHOG_API_KEY")
