@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,16 +21,15 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as semconv
 from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as semconv_metrics
 from opentelemetry.trace import StatusCode
 
 from agent_usage import EventLog, read_events, track_usage
 from agent_usage.exporters import OTelExporter
-from agent_usage.exporters import otel as names
+from agent_usage.exporters import _otel_names as names
 from agent_usage.testing import ScriptedChatModel
 from agent_usage.testing import usage_metadata as um
 
@@ -94,7 +94,6 @@ class Sdk:
     def send(self, *events: dict[str, Any]) -> None:
         for event in events:
             self.exporter.export(event)
-        assert self.exporter.flush(5)
 
     def points(self, name: str) -> list[tuple[dict[str, Any], Any]]:
         """(attributes, sum or value) of every point of metric `name`."""
@@ -256,32 +255,9 @@ def test_spans_off() -> None:
         s.close()
 
 
-@pytest.mark.parametrize(
-    ("ours", "theirs"),
-    [
-        (names.TOKEN_USAGE, semconv_metrics.GEN_AI_CLIENT_TOKEN_USAGE),
-        (names.TOKEN_TYPE, semconv.GEN_AI_TOKEN_TYPE),
-        (names.OPERATION_NAME, semconv.GEN_AI_OPERATION_NAME),
-        (names.PROVIDER_NAME, semconv.GEN_AI_PROVIDER_NAME),
-        (names.REQUEST_MODEL, semconv.GEN_AI_REQUEST_MODEL),
-        (names.RESPONSE_MODEL, semconv.GEN_AI_RESPONSE_MODEL),
-        (names.CONVERSATION_ID, semconv.GEN_AI_CONVERSATION_ID),
-        (names.USAGE_INPUT, semconv.GEN_AI_USAGE_INPUT_TOKENS),
-        (names.USAGE_OUTPUT, semconv.GEN_AI_USAGE_OUTPUT_TOKENS),
-        (names.USAGE_CACHE_READ, semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
-        (names.USAGE_CACHE_CREATION, semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS),
-        (names.USAGE_REASONING, semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
-    ],
-    ids=lambda v: str(v),
-)
-def test_names_are_the_semantic_conventions(ours: str, theirs: str) -> None:
-    """Every gen_ai name we emit is the one in opentelemetry-semantic-conventions."""
-    assert ours == theirs
-
-
 def test_token_histogram_unit_matches_semconv() -> None:
     """gen_ai.client.token.usage has the semconv's unit."""
-    (inst,) = [i for i in names.INSTRUMENTS if i.name == names.TOKEN_USAGE]
+    (inst,) = [i for i in names.INSTRUMENTS if i.name == semconv_metrics.GEN_AI_CLIENT_TOKEN_USAGE]
     reader = InMemoryMetricReader()
     semconv_metrics.create_gen_ai_client_token_usage(
         MeterProvider(metric_readers=[reader]).get_meter("x")
@@ -435,7 +411,83 @@ def test_provider_names(langchain: str | None, semconv_name: str | None) -> None
 
 def test_bad_options_fail_at_construction() -> None:
     """A bad option is a ValueError/TypeError naming it, when the exporter is built."""
-    with pytest.raises(ValueError, match="max_queue_size"):
-        OTelExporter(MeterProvider(), max_queue_size=0)
     with pytest.raises(TypeError, match="agent_name"):
         OTelExporter(MeterProvider(), agent_name=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timeout"):
+        OTelExporter.otlp_http("http://127.0.0.1:9", timeout=0)
+    with pytest.raises(ValueError, match="export_interval"):
+        OTelExporter.otlp_http("http://127.0.0.1:9", export_interval=-1)
+    with pytest.raises(ValueError, match="exit_timeout"):
+        OTelExporter.otlp_http("http://127.0.0.1:9", exit_timeout=True)
+
+
+def test_recorded_on_the_callers_thread_without_a_queue_of_ours(sdk: Sdk) -> None:
+    """export() has recorded span and metrics when it returns: the SDK's queue is the only one."""
+    sdk.exporter.export(EVENT)
+    assert len(sdk.spans.get_finished_spans()) == 1
+    assert sdk.points("agent_usage.invokes")
+    assert sdk.exporter.stats == {"handed": 1, "sent": None, "failed": None, "dropped": 0}
+
+
+def test_invoke_span_nests_under_the_applications_current_span(sdk: Sdk, tmp_path: Path) -> None:
+    """The invoke_agent span of a tracked invoke is a child of the caller's active span."""
+    model = ScriptedChatModel(script=[AIMessage(content="hi", usage_metadata=um(10, 2))])
+    graph = StateGraph(MessagesState)
+    graph.add_node("model", lambda s: {"messages": [model.invoke(s["messages"])]})
+    graph.add_edge(START, "model")
+    graph.add_edge("model", END)
+    agent = track_usage(graph.compile(), None, exporters=[sdk.exporter])
+    tracer = sdk.tracers.get_tracer("the-application")
+    with tracer.start_as_current_span("handle_request") as request:
+        agent.invoke({"messages": [("user", "hello")]})
+    invoke, app = sorted(sdk.spans.get_finished_spans(), key=lambda s: s.name != "invoke_agent")
+    assert (invoke.name, app.name) == ("invoke_agent", "handle_request")
+    assert invoke.parent is not None
+    assert invoke.parent.span_id == request.get_span_context().span_id
+    assert invoke.context.trace_id == app.context.trace_id
+
+
+class Exploding(SpanProcessor):
+    """A span processor that raises: a broken piece of the application's own setup."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        raise RuntimeError("processor bug")
+
+
+def test_a_failing_sdk_never_raises_into_the_agent(caplog: pytest.LogCaptureFixture) -> None:
+    """An error inside the SDK is counted as dropped and logged once, never raised."""
+    tracers = TracerProvider()
+    tracers.add_span_processor(Exploding())
+    exporter = OTelExporter(MeterProvider(), tracers)
+    with caplog.at_level(logging.WARNING, logger="agent_usage.exporters"):
+        for _ in range(3):
+            exporter.export(EVENT)
+    assert exporter.stats["dropped"] == 3
+    assert exporter.failures == {"recording an event (RuntimeError)": 3}
+    assert len([r for r in caplog.records if "processor bug" in r.getMessage()]) == 1
+    tracers.shutdown()
+
+
+def test_otlp_http_counts_what_the_receiver_took() -> None:
+    """An exporter built by otlp_http counts the spans and metric exports the endpoint took."""
+    receiver = Receiver()
+    try:
+        exporter = OTelExporter.otlp_http(receiver.url, timeout=5)
+        for i in range(3):
+            exporter.export({**EVENT, "invoke_id": f"inv-{i}"})
+        assert exporter.flush(10)
+        assert exporter.shutdown(10)
+    finally:
+        receiver.close()
+    spans = [
+        s
+        for request in receiver.requests["/v1/traces"]
+        for rs in request.resource_spans
+        for ss in rs.scope_spans
+        for s in ss.spans
+    ]
+    stats = exporter.stats
+    assert stats["sent"] == len(spans) == 3
+    assert stats["metric_exports_sent"] == len(receiver.requests["/v1/metrics"]) >= 1
+    assert (stats["failed"], stats["dropped"], stats["pending"]) == (0, 0, 0)
+    assert stats["metrics_covered"] == 3
