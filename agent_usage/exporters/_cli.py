@@ -17,7 +17,7 @@ import itertools
 import os
 from typing import Any
 
-from agent_usage._report_cli import add_time_arguments, open_source
+from agent_usage._cli._common import CliError, add_time_arguments, open_source
 
 __all__ = ["add_arguments", "run"]
 
@@ -64,8 +64,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _otel_exporter(args: argparse.Namespace) -> Any:
-    from agent_usage.cli import CliError
-
     headers: dict[str, str] = {}
     for item in args.header:
         name, sep, value = item.partition("=")
@@ -89,8 +87,6 @@ def _otel_exporter(args: argparse.Namespace) -> Any:
 
 
 def _posthog_exporter(args: argparse.Namespace) -> Any:
-    from agent_usage.cli import CliError
-
     api_key = args.api_key or os.environ.get("POSTHOG_API_KEY")
     if not api_key:
         raise CliError("posthog needs --api-key (or $POSTHOG_API_KEY)")
