@@ -16,8 +16,7 @@ from types import ModuleType
 from typing import NoReturn
 
 from .. import __version__
-from ..exporters import _cli as export
-from . import dashboard, demo, report, tail
+from . import dashboard, demo, export, report, tail
 from ._common import CliError
 
 __all__ = ["CliError", "main"]

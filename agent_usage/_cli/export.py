@@ -17,7 +17,7 @@ import itertools
 import os
 from typing import Any
 
-from agent_usage._cli._common import CliError, add_time_arguments, open_source
+from ._common import CliError, add_time_arguments, open_source, positive_float
 
 __all__ = ["add_arguments", "run"]
 
@@ -40,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--header",
         action="append",
         default=[],
+        type=_header,
         metavar="NAME=VALUE",
         help="otel: an HTTP header for the OTLP exporter (repeatable)",
     )
@@ -59,24 +60,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--historical", action="store_true", help="posthog: mark events as a historical import"
     )
     parser.add_argument(
-        "--timeout", type=float, default=30.0, help="seconds to wait for the final flush"
+        "--timeout",
+        type=positive_float,
+        default=30.0,
+        help="seconds each export and the final flush may take (default: 30)",
     )
 
 
+def _header(text: str) -> tuple[str, str]:
+    """An argparse `type=`: NAME=VALUE."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"must be NAME=VALUE, got {text!r}")
+    return name.strip(), value.strip()
+
+
 def _otel_exporter(args: argparse.Namespace) -> Any:
-    headers: dict[str, str] = {}
-    for item in args.header:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise CliError(f"--header must be NAME=VALUE; got {item!r}")
-        headers[name.strip()] = value.strip()
     try:
-        from .otel import OTelExporter
+        from ..exporters.otel import OTelExporter
     except ImportError:
         raise CliError("needs the otel extra: pip install 'langchain-agent-usage[otel]'") from None
     return OTelExporter.otlp_http(
         args.endpoint,
-        headers=headers,
+        headers=dict(args.header),
         service_name=args.service_name,
         timeout=args.timeout,
         export_interval=3600.0,  # the back-fill flushes itself, every _CHUNK events
@@ -91,7 +97,7 @@ def _posthog_exporter(args: argparse.Namespace) -> Any:
     if not api_key:
         raise CliError("posthog needs --api-key (or $POSTHOG_API_KEY)")
     try:
-        from .posthog import PostHogExporter
+        from ..exporters.posthog import PostHogExporter
     except ImportError:
         raise CliError(
             "needs the posthog extra: pip install 'langchain-agent-usage[posthog]'"
