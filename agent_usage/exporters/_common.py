@@ -21,8 +21,9 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
+from typing import Any, Protocol
 
-__all__ = ["Counters", "missing_extra", "within"]
+__all__ = ["Counters", "missing_extra", "reset_after_fork", "within"]
 
 logger = logging.getLogger("agent_usage.exporters")
 
@@ -52,7 +53,7 @@ class Counters:
         self.owner = owner
         self._lock = threading.Lock()
         self.reset()
-        _live.add(self)
+        reset_after_fork(self)
 
     def reset(self) -> None:
         """Zero every counter (also: in a forked child, with a fresh lock)."""
@@ -62,6 +63,7 @@ class Counters:
         self.failed = 0
         self.dropped = 0
         self.failures: dict[str, int] = {}
+        self._failed_at_mark = 0
 
     def add(self, *, handed: int = 0, sent: int = 0) -> None:
         """Count items handed on or delivered."""
@@ -73,6 +75,13 @@ class Counters:
         """Raise `sent` to at least `sent` (a delivery that covers everything before it)."""
         with self._lock:
             self.sent = max(self.sent, sent)
+
+    def nothing_failed_since_last_call(self) -> bool:
+        """True when `failed` has not grown since the previous call (or since the start)."""
+        with self._lock:
+            ok = self.failed == self._failed_at_mark
+            self._failed_at_mark = self.failed
+        return ok
 
     def lost(
         self, cause: str, exc: BaseException | None = None, *, failed: int = 0, dropped: int = 0
@@ -92,14 +101,23 @@ class Counters:
             )
 
 
-# Every live Counters, so a forked child can reset them: a weak set, so that an
-# exporter the user dropped is not kept alive by it.
-_live: weakref.WeakSet[Counters] = weakref.WeakSet()
+class _Resettable(Protocol):
+    def reset(self) -> None: ...
+
+
+# Everything holding per-process state, so a forked child can reset it: a weak
+# set, so that an exporter the user dropped is not kept alive by it.
+_live: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def reset_after_fork(obj: _Resettable) -> None:
+    """Call `obj.reset()` in every child this process forks from now on."""
+    _live.add(obj)
 
 
 def _after_fork_in_child() -> None:
-    for counters in list(_live):
-        counters.reset()
+    for obj in list(_live):
+        obj.reset()
 
 
 if hasattr(os, "register_at_fork"):

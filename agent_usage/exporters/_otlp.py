@@ -32,7 +32,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from ._common import Counters
+from ._common import Counters, reset_after_fork
 
 __all__ = ["Pipeline"]
 
@@ -57,13 +57,8 @@ class Pipeline:
     ) -> None:
         self.counters = Counters("OTelExporter")
         self.spans = spans
-        self.metric_exports_sent = 0
-        self.metric_exports_failed = 0
-        self.metrics_covered = 0  # events recorded before the last metrics export that got through
-        self.finished = False  # shutdown ran to its end: nothing is pending any more
-        self._last_metrics_ok: bool | None = None
-        self._last_spans_ok: bool | None = None
-        self._lock = threading.Lock()
+        self.reset()
+        reset_after_fork(self)  # a forked child counts its own exports
         base = endpoint.rstrip("/") if endpoint else None
         millis = max(1, int(timeout * 1000))
         resource = Resource.create({"service.name": service_name})
@@ -93,6 +88,16 @@ class Pipeline:
                     _CountingSpans(span_exporter, self), export_timeout_millis=millis
                 )
             )
+
+    def reset(self) -> None:
+        """Zero the export counts (also in a forked child, with a fresh lock)."""
+        self._lock = threading.Lock()
+        self.metric_exports_sent = 0
+        self.metric_exports_failed = 0
+        self.metrics_covered = 0  # events recorded before the last metrics export that got through
+        self.finished = False  # shutdown ran to its end: nothing is pending any more
+        self._last_metrics_ok: bool | None = None
+        self._last_spans_ok: bool | None = None
 
     def shutdown(self, timeout: float | None) -> bool:
         """Export what is left and release the providers; True when the last exports got through."""

@@ -160,7 +160,6 @@ class PostHogExporter:
             raise TypeError(f"distinct_id_key must be a str; got {distinct_id_key!r}")
         self._counters = Counters(type(self).__name__)
         self._closed = False
-        self._failed_at_flush = 0
         if client is None:
             if not api_key or not isinstance(api_key, str):
                 raise ValueError(f"PostHogExporter needs api_key or client; got {api_key!r}")
@@ -280,10 +279,8 @@ class PostHogExporter:
             return 0
 
     def _delivered_since_last_flush(self) -> bool:
-        failed = self._counters.failed
-        ok = failed == self._failed_at_flush and (not self._owns_client or not self._pending())
-        self._failed_at_flush = failed
-        return ok
+        nothing_failed = self._counters.nothing_failed_since_last_call()
+        return nothing_failed and (not self._owns_client or not self._pending())
 
     def _on_error(self, exc: Exception, batch: Sequence[Any]) -> None:
         # Called by a posthog consumer thread once a batch failed for good.
