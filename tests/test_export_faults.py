@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from export_receivers import Capture, black_hole
+from export_helpers import Capture, black_hole
 
 # How the child builds each exporter for URL; `otel-yours` is the application's
 # own providers with the SDK's default timeouts (10 s per export, 30 s per flush).

@@ -1,4 +1,4 @@
-"""Local receivers for the exporter tests: both wires on loopback, and a collector that is down."""
+"""Shared by the exporter tests: a two-model event, loopback receivers, a collector that is down."""
 
 from __future__ import annotations
 
@@ -12,7 +12,54 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-__all__ = ["Capture", "black_hole", "closed_port"]
+__all__ = ["EVENT", "Capture", "black_hole", "closed_port"]
+
+# A two-model invoke with cache and reasoning tokens, one model priced.
+EVENT: dict[str, Any] = {
+    "type": "llm_usage",
+    "schema": 1,
+    "event_id": "e-1",
+    "invoke_id": "inv-1",
+    "timestamp": "2026-11-22T23:14:09.123456+00:00",
+    "session_id": "sess-1",
+    "model": "mixed",
+    "status": "ok",
+    "duration_ms": 1500.0,
+    "input_tokens": 1300,
+    "output_tokens": 260,
+    "total_tokens": 1560,
+    "cache_read_input_tokens": 600,
+    "cache_creation_input_tokens": 200,
+    "reasoning_tokens": 40,
+    "llm_calls": 3,
+    "llm_calls_without_usage": 0,
+    "cost_usd": None,
+    "models": {
+        "claude-sonnet-4-5": {
+            "provider": "anthropic",
+            "input_tokens": 1000,
+            "output_tokens": 200,
+            "total_tokens": 1200,
+            "cache_read_input_tokens": 600,
+            "cache_creation_input_tokens": 200,
+            "reasoning_tokens": 0,
+            "llm_calls": 2,
+            "cost_usd": 0.0123,
+        },
+        "gpt-5-mini": {
+            "provider": "openai",
+            "input_tokens": 300,
+            "output_tokens": 60,
+            "total_tokens": 360,
+            "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": 0,
+            "reasoning_tokens": 40,
+            "llm_calls": 1,
+            "cost_usd": None,
+        },
+    },
+    "metadata": {"user_id": "u-7", "app": "support"},
+}
 
 
 def closed_port() -> int:
