@@ -6,6 +6,7 @@ draws the SVG (escaping every string), so no markup is built in Python.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,12 +22,10 @@ _PLOT_H = H - PAD_T - PAD_B
 
 
 def _nice_max(value: float) -> float:
-    """A round axis maximum at or above `value`."""
-    if value <= 0:
+    """A round axis maximum at or above `value` (1 for nothing or a non-finite value)."""
+    if not 0 < value < math.inf:
         return 1.0
-    magnitude = 10.0 ** len(str(int(value))) / 10 if value >= 1 else 1.0
-    while magnitude > value:
-        magnitude /= 10
+    magnitude = 10.0 ** math.floor(math.log10(value))
     for step in (1, 2, 4, 6, 8, 10):  # halves are round too: the middle gridline
         if step * magnitude >= value:
             return step * magnitude

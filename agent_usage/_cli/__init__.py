@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import NoReturn
 
 from .. import __version__
+from .._format import printable
 from . import dashboard, demo, export, report, tail
 from ._common import CliError
 
@@ -39,7 +40,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="agent-usage", description=__doc__.splitlines()[0])
+    parser = _Parser(
+        prog="agent-usage",
+        description="Token usage and cost of LangChain/LangGraph agents, from their event log.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -60,16 +64,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args._run(args)
     except CliError as exc:
-        print(f"agent-usage {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        message = str(exc)
+    except BrokenPipeError:  # `agent-usage report ... | head`
+        return 0
     except FileNotFoundError as exc:
-        print(f"agent-usage {args.command}: error: no such file: {exc.filename}", file=sys.stderr)
-        return 2
-    except (IsADirectoryError, PermissionError) as exc:
-        print(f"agent-usage {args.command}: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
-        return 2
+        message = f"no such file: {exc.filename}"
+    except OSError as exc:  # a directory, no permission, a name too long, ...
+        message = f"{exc.strerror or exc}: {exc.filename}"
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 0
-    return code
+    else:
+        return code
+    # One line, whatever a file name or value holds (no terminal control sequences).
+    print(f"agent-usage {args.command}: error: {printable(message)}", file=sys.stderr)
+    return 2

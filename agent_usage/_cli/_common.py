@@ -20,6 +20,7 @@ __all__ = [
     "add_format_argument",
     "add_prices_argument",
     "add_time_arguments",
+    "check_time_range",
     "open_source",
     "positive_float",
     "positive_int",
@@ -94,16 +95,24 @@ def add_format_argument(parser: argparse.ArgumentParser, *formats: str) -> None:
     )
 
 
-def open_source(args: argparse.Namespace) -> EventSource:
-    """The event source for parsed CLI args; an empty time range or bad prices is `CliError`."""
-    since, until = args.since, args.until
+def check_time_range(since: str | None, until: str | None) -> None:
+    """Refuse an empty range: --since at or after --until is a mistake, not "no events".
+
+    Raises:
+        CliError: the range holds no moment.
+    """
     if since is not None and until is not None:
         lo, hi = parse_bound(since), parse_bound(until, end=True)
         if lo is not None and hi is not None and lo >= hi:
             raise CliError(f"--since {since} is not before --until {until}: nothing to read")
+
+
+def open_source(args: argparse.Namespace) -> EventSource:
+    """The event source for parsed CLI args; an empty time range or bad prices is `CliError`."""
+    check_time_range(args.since, args.until)
     try:
         return EventSource(
-            args.path, since=since, until=until, prices=getattr(args, "prices", None)
+            args.path, since=args.since, until=args.until, prices=getattr(args, "prices", None)
         )
     except ValueError as exc:
         raise CliError(str(exc)) from None

@@ -87,9 +87,11 @@ def format_table(
 
 
 def format_csv(rows: list[Row], *, key_name: str) -> str:
-    """Rows as CSV with a header; unknown values are empty cells, formula-like text is quoted."""
+    """Rows as CSV (RFC 4180) with a header; unknown values empty, formulas neutralised."""
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    # RFC 4180's CRLF line ends: with CR among them, every Python quotes a field holding
+    # a bare CR (3.10 and 3.11 quote only the terminator's characters), so no row is forged.
+    writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow([key_name, *ROW_FIELDS])
     for row in rows:
         writer.writerow(
