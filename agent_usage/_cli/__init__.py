@@ -17,8 +17,7 @@ from typing import NoReturn
 
 from .. import __version__
 from .._format import printable
-from ..exporters import _cli as export
-from . import dashboard, demo, report, tail
+from . import dashboard, demo, export, report, tail
 from ._common import CliError
 
 __all__ = ["CliError", "main"]
