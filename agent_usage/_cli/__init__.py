@@ -17,8 +17,7 @@ from typing import NoReturn
 
 from .. import __version__
 from .._format import printable
-from ..exporters import _cli as export
-from . import check, dashboard, demo, report, tail
+from . import check, dashboard, demo, export, report, tail
 from ._common import CliError
 
 __all__ = ["CliError", "main"]
@@ -42,7 +41,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="agent-usage", description=__doc__.splitlines()[0])
+    parser = _Parser(
+        prog="agent-usage",
+        description="Token usage and cost of LangChain/LangGraph agents, from their event log.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
