@@ -183,7 +183,8 @@ class Budget:
     Args:
         invoke_usd, invoke_tokens: per invoke (one `invoke`/`stream` of the agent).
         session_usd, session_tokens: per session id, over the whole log: a limit
-            holds across restarts and across processes sharing the log.
+            holds across restarts and across processes sharing the log. An invoke
+            without a session id has no session limit.
         day_usd, day_tokens: per UTC day, over the whole log.
         day_key: a metadata key (e.g. "user_id"): each of its values gets its own
             day limits instead of sharing one. A call whose metadata lacks the key
