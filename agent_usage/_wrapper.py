@@ -82,7 +82,9 @@ class TrackedRunnable(RunnableBinding[Any, Any]):
         @wraps(attr)
         def tracked_method(*args: Any, **kwargs: Any) -> Any:
             result = attr(*args, **kwargs)
-            if isinstance(result, Runnable) and result is not self.bound:
+            if result is self.bound:
+                return self
+            if isinstance(result, Runnable):
                 return self._retracked(result)
             return result
 
