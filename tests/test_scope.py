@@ -238,8 +238,8 @@ def test_consumer_calls_between_stream_chunks_are_not_counted(tmp_path: Path) ->
 def test_tracking_block_writes_one_event_per_root_invoke(tmp_path: Path) -> None:
     """Inside `with tracking(...)`: one event per root invoke; outside it nothing."""
     path = tmp_path / "events.jsonl"
-    g = graph_of(lambda s: {"messages": [m.invoke(s["messages"])]})
     m = model(3)
+    g = graph_of(lambda s: {"messages": [m.invoke(s["messages"])]})
     with tracking(EventLog(path), session_id="blk", metadata={"app": "a"}):
         g.invoke(INPUT)
         m.invoke("a bare model call is a root too")
