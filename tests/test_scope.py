@@ -376,3 +376,22 @@ def test_external_calls_join_the_active_scopes_once(tmp_path: Path) -> None:
     assert record_external_call(usage, model="ext", within=captured) == 1
     got = sorted((e["session_id"], e["input_tokens"], e["llm_calls"]) for e in events(path))
     assert got == [("block", 700, 1), ("block", 700, 1), ("wrapped", 710, 2)]
+
+
+def test_capture_events_collects_every_event_written_in_the_block(tmp_path: Path) -> None:
+    """capture_events: events of log-less and logged tracking, nested captures, none after."""
+    from agent_usage.testing import capture_events
+
+    path = tmp_path / "events.jsonl"
+    logless = track_usage(model(), None)
+    logged = track_usage(model(2, name="other"), EventLog(path))
+    with capture_events() as outer:
+        logless.invoke("hi")
+        with capture_events() as inner:
+            logged.invoke("hi")
+    logless.invoke("after the block")
+    assert [(e["model"], e["input_tokens"]) for e in outer] == [
+        ("scripted-model", 10),
+        ("other", 10),
+    ]
+    assert [e["event_id"] for e in inner] == [e["event_id"] for e in events(path)]
