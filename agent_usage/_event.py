@@ -10,9 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NamedTuple, TypedDict
 
 from ._pricing import Pricer
 from ._usage import Usage
@@ -69,52 +67,90 @@ class LlmUsageEvent(TypedDict, total=False):
     budget: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One chat-model call that reported usage."""
+class Call(NamedTuple):
+    """One chat-model call that reported usage (a tuple: built once per call, cheaply)."""
 
     model: str
     provider: str | None
     usage: Usage
 
 
-@dataclass(slots=True)
 class Tally:
     """The calls of one invoke, recorded as they end.
 
     Callbacks of one invoke may arrive from several threads; a list append is
     atomic under the GIL, so the counts are lists too rather than `+=` on ints.
     `cache_hits` are calls answered from LangChain's LLM cache: no request was
-    sent, so they carry no usage and no cost.
+    sent, so they carry no usage and no cost. (A plain class: one is built per
+    invoke, and a dataclass's default factories cost more than the rest.)
     """
 
-    started: float = field(default_factory=time.perf_counter)
-    calls: list[Call] = field(default_factory=list)
-    without_usage: list[None] = field(default_factory=list)
-    cache_hits: list[None] = field(default_factory=list)
+    __slots__ = ("cache_hits", "calls", "started", "without_usage")
+
+    def __init__(self, started: float | None = None) -> None:
+        self.started = time.perf_counter() if started is None else started  # perf_counter()
+        self.calls: list[Call] = []
+        self.without_usage: list[None] = []
+        self.cache_hits: list[None] = []
 
 
-def _token_fields(u: Usage) -> dict[str, Any]:
-    inp = u.input_tokens or 0
-    out = u.output_tokens or 0
+_TOKEN_KEYS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "reasoning_tokens",
+)
+
+
+def _token_fields(usages: list[Usage]) -> tuple[dict[str, Any], frozenset[str]]:
+    """The summed token fields of some calls (event names), and their flags.
+
+    Plain int sums: no intermediate `Usage` per addition (one is built per call
+    already, and building more costs more than the sums).
+    """
+    inp = out = read = creation = reasoning = 0
+    one_hour: int | None = None
+    flags: frozenset[str] = frozenset()
+    for u in usages:
+        inp += u.input_tokens or 0
+        out += u.output_tokens or 0
+        read += u.cache_read_input_tokens or 0
+        creation += u.cache_creation_input_tokens or 0
+        reasoning += u.reasoning_tokens or 0
+        if u.cache_creation_1h_input_tokens is not None:
+            one_hour = (one_hour or 0) + u.cache_creation_1h_input_tokens
+        if u.flags:
+            flags = flags | u.flags
     row: dict[str, Any] = {
         "input_tokens": inp,
         "output_tokens": out,
         "total_tokens": inp + out,
-        "cache_read_input_tokens": u.cache_read_input_tokens or 0,
-        "cache_creation_input_tokens": u.cache_creation_input_tokens or 0,
-        "reasoning_tokens": u.reasoning_tokens or 0,
+        "cache_read_input_tokens": read,
+        "cache_creation_input_tokens": creation,
+        "reasoning_tokens": reasoning,
     }
-    if u.cache_creation_1h_input_tokens is not None:
-        row["cache_creation_1h_input_tokens"] = u.cache_creation_1h_input_tokens
-    return row
+    if one_hour is not None:
+        row["cache_creation_1h_input_tokens"] = one_hour
+    return row, flags
 
 
-def _sum_usage(calls: list[Call]) -> Usage:
-    total = calls[0].usage
-    for call in calls[1:]:
-        total = total + call.usage
-    return total
+_stamp: tuple[int, str] = (-1, "")
+
+
+def _now_iso() -> str:
+    """`datetime.now(timezone.utc).isoformat()` with microseconds always shown, cheaply.
+
+    The seconds part is formatted once per second (the datetime call costs more
+    than the rest of the event).
+    """
+    global _stamp
+    now = time.time()
+    second = int(now)
+    cached = _stamp
+    if cached[0] != second:
+        cached = _stamp = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{cached[1]}.{int((now - second) * 1e6):06d}+00:00"
 
 
 def _sum_money(values: list[float | None]) -> float | None:
@@ -156,18 +192,23 @@ def build_event(
     all_savings: list[float | None] = []
     for name, group in by_model.items():
         # Priced call by call: long-context tiers apply per request, not per sum.
-        priced = [pricer.price(c.model, c.provider, c.usage) for c in group]
-        costs = [cost for cost, _ in priced]
-        savings = [saved for _, saved in priced]
-        provider = next((c.provider for c in group if c.provider), None)
-        row: dict[str, Any] = {"provider": provider, **_token_fields(_sum_usage(group))}
+        costs: list[float | None] = []
+        savings: list[float | None] = []
+        provider = None
+        for c in group:
+            cost, saved = pricer.price(c.model, c.provider, c.usage)
+            costs.append(cost)
+            savings.append(saved)
+            provider = provider or c.provider
+        row: dict[str, Any] = {"provider": provider}
+        row.update(_token_fields([c.usage for c in group])[0])
         row["llm_calls"] = len(group)
         row["cost_usd"] = _sum_money(costs)
         row["cache_savings_usd"] = _sum_money(savings)
         models[name] = row  # type: ignore[assignment]
         all_costs += costs
         all_savings += savings
-    total = _sum_usage(calls)
+    totals, flags = _token_fields([c.usage for c in calls])
 
     if model_label:
         model = model_label
@@ -181,20 +222,20 @@ def build_event(
         "schema": SCHEMA,
         "event_id": os.urandom(16).hex(),
         "invoke_id": invoke_id,
-        "timestamp": datetime.now(timezone.utc).isoformat(),
+        "timestamp": _now_iso(),
         "session_id": session_id,
         "model": model,
         "status": status,
         "duration_ms": round(duration_ms, 3),
-        **_token_fields(total),
+        **totals,
         "llm_calls": len(calls),
         "llm_calls_without_usage": len(tally.without_usage),
         "cost_usd": _sum_money(all_costs),
         "cache_savings_usd": _sum_money(all_savings),
         "models": models,
     }
-    if total.flags:
-        event["flags"] = sorted(total.flags)
+    if flags:
+        event["flags"] = sorted(flags)
     if metadata:
         event["metadata"] = dict(metadata)
     if tally.cache_hits:
