@@ -118,6 +118,7 @@ class Ledger:
         self._calls: dict[str, None] = {}
         self.malformed = 0
         self._warned = False
+        self._seen: tuple[int, int, int, int] | None = None  # the log's stat at the last poll
 
     # -------------------------------------------------------------- queries
 
@@ -300,13 +301,29 @@ class Ledger:
 
     def _poll(self) -> None:
         follower = self._follower
-        if follower is None:
+        if follower is None or self.path is None:
+            return
+        # One stat when nothing was appended since the last poll (the usual case
+        # between two calls of one invoke). Taken before polling, so that bytes
+        # appended while the follower reads change it, and are read next time.
+        try:
+            st = os.stat(self.path)
+            seen: tuple[int, int, int, int] | None = (
+                st.st_dev,
+                st.st_ino,
+                st.st_size,
+                st.st_mtime_ns,
+            )
+        except OSError:
+            seen = None  # mid-rotation, or gone: the follower knows what to do
+        if seen is not None and seen == self._seen:
             return
         more = True
         while more:
             events, more = follower.poll()
             if events:
                 self._take(events)
+        self._seen = seen
 
     def close(self) -> None:
         """Stop following the log (the totals stay)."""
