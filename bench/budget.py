@@ -23,22 +23,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
+import operator
 import random
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from langchain_core.messages import HumanMessage
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from overhead import build_graph
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langgraph.graph import END, START, StateGraph
+from typing_extensions import TypedDict
 
 from agent_usage import Budget, EventLog, track_usage
 from agent_usage._budget import CallInfo
@@ -46,6 +47,38 @@ from agent_usage._ledger import Ledger
 from agent_usage._pricing import default_pricer
 
 BUDGET = Budget(session_usd=1e9, day_usd=1e9)
+
+
+class State(TypedDict):
+    messages: Annotated[list[BaseMessage], operator.add]
+
+
+def build_graph() -> Any:
+    """bench/overhead.py's one-node graph: a fake model answering with Anthropic-style usage."""
+    reply = AIMessage(
+        content="ok",
+        response_metadata={
+            "model_name": "claude-sonnet-4-5-20250929",
+            "model_provider": "anthropic",
+        },
+        usage_metadata={
+            "input_tokens": 1200,
+            "output_tokens": 80,
+            "total_tokens": 1280,
+            "input_token_details": {"cache_read": 1000, "ephemeral_5m_input_tokens": 100},
+            "output_token_details": {"reasoning": 20},
+        },
+    )
+    model = GenericFakeChatModel(messages=itertools.repeat(reply))
+
+    async def call_model(state: State) -> dict[str, Any]:
+        return {"messages": [await model.ainvoke(state["messages"])]}
+
+    g = StateGraph(State)
+    g.add_node("model", call_model)
+    g.add_edge(START, "model")
+    g.add_edge("model", END)
+    return g.compile()
 
 
 async def timed(fn: Callable[[], Awaitable[Any]], n: int) -> float:
@@ -56,8 +89,14 @@ async def timed(fn: Callable[[], Awaitable[Any]], n: int) -> float:
     return (time.perf_counter() - start) / n
 
 
-def guard_alone(path: Path, n: int) -> Callable[[], Awaitable[None]]:
-    """n checks + counts of a session + day budget, as the recorder makes them per call."""
+def guard_alone(
+    path: Path, n: int, *, append: EventLog | None = None
+) -> Callable[[], Awaitable[None]]:
+    """n checks + counts of a session + day budget, as the recorder makes them per call.
+
+    With `append`, one event is appended to the log before each check (as the previous
+    invoke's event is): the check then reads it back.
+    """
     guard = BUDGET._guard(log=path, pricer=default_pricer())
     info = CallInfo(
         invoke_id="bench-invoke",
@@ -68,12 +107,39 @@ def guard_alone(path: Path, n: int) -> Callable[[], Awaitable[None]]:
         invoke_cost_usd=0.0,
     )
 
+    event = {**OTHER_EVENT, "invoke_id": "another-process"}
+
     async def run() -> None:
         for _ in range(n):
+            if append is not None:
+                append.append(event)
             guard.before_call(info)
             guard.after_call(info, 1280, 0.0012)
 
     return run
+
+
+OTHER_EVENT: dict[str, Any] = {
+    "type": "llm_usage",
+    "schema": 1,
+    "event_id": "0" * 32,
+    "timestamp": "2026-11-30T10:00:00.000000+00:00",
+    "session_id": "bench",
+    "model": "claude-sonnet-4-5",
+    "status": "ok",
+    "input_tokens": 1200,
+    "output_tokens": 80,
+    "total_tokens": 1280,
+    "llm_calls": 1,
+    "cost_usd": 0.0012,
+    "models": {
+        "claude-sonnet-4-5": {"input_tokens": 1200, "output_tokens": 80, "cost_usd": 0.0012}
+    },
+}
+
+
+async def _append(log: EventLog) -> None:
+    log.append(OTHER_EVENT)
 
 
 async def per_call(invokes: int, rounds: int) -> None:
@@ -93,8 +159,10 @@ async def per_call(invokes: int, rounds: int) -> None:
         except TypeError:
             print("budget: track_usage takes no budget= on this branch; guard alone only")
         # One "invoke" of the guard alone = as many checks as the graph makes calls (1).
-        guard_run = guard_alone(Path(tmp) / "guard.jsonl", 1)
-        variants["guard-alone"] = guard_run
+        variants["guard-alone"] = guard_alone(Path(tmp) / "guard.jsonl", 1)
+        appended = EventLog(Path(tmp) / "guard2.jsonl")
+        variants["append-alone"] = lambda: _append(appended)
+        variants["append+guard"] = guard_alone(Path(tmp) / "guard2.jsonl", 1, append=appended)
         for fn in variants.values():  # warm up imports, caches, price lookup, first read
             await timed(fn, 50)
         samples: dict[str, list[float]] = {name: [] for name in variants}
@@ -115,6 +183,11 @@ async def per_call(invokes: int, rounds: int) -> None:
         f"= {check * 1e6:.1f} us; tracking overhead per call = {tracking * 1e6:.1f} us; "
         f"check/tracking overhead = {check / tracking:.3f} (bar <= 0.10); "
         f"check/untracked invoke = {check / med['untracked']:.4f}"
+    )
+    read_back = med["append+guard"] - med["append-alone"]
+    print(
+        f"budget: check when one event was appended since the last (read back and parsed) "
+        f"= {read_back * 1e6:.1f} us; /tracking overhead = {read_back / tracking:.3f}"
     )
     if "tracked+budget" in med:
         # Paired per round (the two ran back to back), so slow drift cancels out.
