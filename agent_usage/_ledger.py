@@ -11,7 +11,9 @@ completed calls at once; its own events, when the follower reads them back, are
 skipped by invoke id, so nothing is counted twice.
 
 Tokens are an event's `total_tokens`; dollars its `cost_usd`, or, when that is null
-(an unpriced model), the sum of its priced models' costs.
+(an unpriced model), the sum of its priced models' costs. An event with a count,
+cost, session id or timestamp of the wrong type is skipped whole (and counted in
+`Ledger.malformed`), as every reader of the log skips it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import threading
 import time
 import weakref
 from collections.abc import Hashable, Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from operator import itemgetter
 from typing import Any
 
@@ -65,6 +67,14 @@ def _event_day(ts: object) -> str | None:
         return ts[:10]
     when = _parse_time(ts)
     return when.astimezone(timezone.utc).strftime("%Y-%m-%d") if when is not None else None
+
+
+def _is_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _day_value(value: object) -> Hashable | None:
@@ -248,6 +258,7 @@ class Ledger:
         own = self._own
         day = self._day
         sessions = self._sessions
+        days: dict[str, bool] = {}
         for event in events:
             if own:
                 invoke_id = event.get("invoke_id")
@@ -267,13 +278,23 @@ class Ledger:
                     self.malformed += 1
                     continue
                 usd, tokens = spend
-            if type(ts) is str and ts.endswith("+00:00"):
-                today = ts.startswith(day)
+            if session_id is not None and type(session_id) is not str:
+                self.malformed += 1  # as every reader of the log does: skipped whole
+                continue
+            if type(ts) is str and ts.endswith("+00:00") and ts[10:11] == "T":
+                prefix = ts[:10]
+                valid = days.get(prefix)
+                if valid is None:
+                    valid = days[prefix] = _is_date(prefix)
+                event_day: str | None = prefix if valid else None
             else:
-                today = _event_day(ts) == day
-            if today:
+                event_day = _event_day(ts)
+            if event_day is None:  # no readable timestamp: skipped, as by every reader
+                self.malformed += 1
+                continue
+            if event_day == day:
                 self._add(session_id, event.get("metadata"), usd, tokens, today=True)
-            elif type(session_id) is str:
+            elif session_id is not None:
                 sums = sessions.get(session_id)
                 if sums is None:
                     sums = sessions[session_id] = _Sums()

@@ -430,3 +430,33 @@ def test_a_stop_logs_no_callback_error(tmp_path: Path, caplog: pytest.LogCapture
         with pytest.raises(BudgetExceeded):
             agent.invoke("hi")
     assert [r.getMessage() for r in caplog.records] == []
+
+
+def test_dirty_log_lines_are_skipped_not_summed(tmp_path: Path) -> None:
+    """Malformed or torn lines in the log never break a budget and never count."""
+    path = tmp_path / "events.jsonl"
+    good = {
+        "type": "llm_usage",
+        "timestamp": "2026-11-22T10:00:00.000000+00:00",
+        "session_id": "d",
+        "total_tokens": 1100,
+        "cost_usd": 0.002,
+    }
+    bad = [
+        {**good, "total_tokens": "many"},
+        {**good, "total_tokens": -5},
+        {**good, "cost_usd": "free"},
+        {**good, "session_id": ["d"]},
+        {**good, "timestamp": {"when": "now"}},
+        {**good, "timestamp": "2026-13-45T10:00:00+00:00"},
+        {k: v for k, v in good.items() if k != "timestamp"},
+    ]
+    lines = [json.dumps(e) for e in (good, *bad)] + ["not json", '{"type": "llm_usage", "sess']
+    path.write_text("\n".join(lines))  # the last line torn, without its newline
+    model = answering_model()
+    with EventLog(path) as log:
+        agent = track_usage(model, log, session_id="d", budget=Budget(session_tokens=2200))
+        agent.invoke("hi")  # 1,100 from the one good line: allowed
+        with pytest.raises(BudgetExceeded) as info:
+            agent.invoke("hi")
+    assert (model.calls, info.value.spent) == (1, 2200)
