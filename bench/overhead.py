@@ -328,8 +328,8 @@ async def main(invokes: int, rounds: int, with_profile: bool) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--invokes", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--invokes", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
     ns = parser.parse_args()
