@@ -183,13 +183,14 @@ def build_event(
         return None
     duration_ms = (time.perf_counter() - tally.started) * 1000.0
 
-    by_model: dict[str, list[Call]] = {}
-    for call in calls:
-        by_model.setdefault(call.model, []).append(call)
-
     models: dict[str, ModelUsage] = {}
     all_costs: list[float | None] = []
     all_savings: list[float | None] = []
+    by_model: dict[str, list[Call]] = {}
+    for call in calls:
+        by_model.setdefault(call.model, []).append(call)
+    totals: dict[str, Any] | None = None
+    flags: frozenset[str] = frozenset()
     for name, group in by_model.items():
         # Priced call by call: long-context tiers apply per request, not per sum.
         costs: list[float | None] = []
@@ -200,15 +201,18 @@ def build_event(
             costs.append(cost)
             savings.append(saved)
             provider = provider or c.provider
-        row: dict[str, Any] = {"provider": provider}
-        row.update(_token_fields([c.usage for c in group])[0])
+        tokens, flags = _token_fields([c.usage for c in group])
+        if len(by_model) == 1:
+            totals = tokens  # one model: its row is the total (the common case)
+        row: dict[str, Any] = {"provider": provider, **tokens}
         row["llm_calls"] = len(group)
         row["cost_usd"] = _sum_money(costs)
         row["cache_savings_usd"] = _sum_money(savings)
         models[name] = row  # type: ignore[assignment]
         all_costs += costs
         all_savings += savings
-    totals, flags = _token_fields([c.usage for c in calls])
+    if totals is None:
+        totals, flags = _token_fields([c.usage for c in calls])
 
     if model_label:
         model = model_label
