@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AnyMessage, HumanMessage
+from langchain_core.runnables import Runnable
 from langchain_core.tools import tool
 from langgraph.graph import START, StateGraph
 from langgraph.graph.message import add_messages
@@ -95,8 +96,8 @@ class State(TypedDict):
     messages: Annotated[list[AnyMessage], add_messages]
 
 
-def one_node_graph(model: BaseChatModel) -> Any:
-    """A LangGraph graph whose only node calls the model."""
+def one_node_graph(model: Runnable[Any, Any]) -> Any:
+    """A LangGraph graph whose only node calls the model (or any runnable around one)."""
 
     def call(state: State) -> dict[str, Any]:
         return {"messages": [model.invoke(state["messages"])]}
