@@ -10,6 +10,7 @@ invoke, written out by hand.
 from __future__ import annotations
 
 import operator
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -165,7 +166,22 @@ async def test_fallback_middleware_bills_the_fallback_model(tmp_path: Path, how:
 # -- Human in the loop: interrupt, then resume ---------------------------------------
 
 
-@pytest.mark.parametrize("how", ["ainvoke", "invoke", "astream-updates"])
+# LangGraph's interrupt() finds its config through contextvars, which asyncio tasks
+# only inherit from Python 3.11: on 3.10 an async HITL agent raises even untracked.
+ASYNC_INTERRUPT = pytest.mark.skipif(
+    sys.version_info < (3, 11),
+    reason="LangGraph interrupt() in async nodes needs Python 3.11+ (fails untracked on 3.10)",
+)
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        pytest.param("ainvoke", marks=ASYNC_INTERRUPT),
+        "invoke",
+        pytest.param("astream-updates", marks=ASYNC_INTERRUPT),
+    ],
+)
 async def test_interrupt_and_resume_each_log_their_own_calls(tmp_path: Path, how: str) -> None:
     """The interrupted invoke logs the call before the interrupt; the resume logs only its own."""
     model = ScriptedChatModel(

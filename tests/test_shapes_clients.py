@@ -8,6 +8,7 @@ langchain-anthropic loses when streaming (a known upstream limit pinned here).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,10 @@ from agent_usage import EventLog, track_usage
 pytest_plugins = ["providers.fixtures"]
 
 GPT = "gpt-5-mini-2025-08-07"
+# LangGraph's "messages" mode streams an async node's model call only where asyncio
+# tasks inherit contextvars (3.11+); on 3.10 the model is called without streaming
+# (untracked too), so the wire-level checks of that mode apply from 3.11.
+STREAMS_IN_ASYNC_NODES = sys.version_info >= (3, 11)
 CLAUDE = "claude-sonnet-4-6"
 
 
@@ -118,8 +123,9 @@ async def test_responses_api_agent_astream_messages(
         async for chunk, _meta in agent.astream(inputs, stream_mode="messages"):
             streamed.append(chunk.text)
 
-    assert "".join(streamed).endswith("2 + 3 = 5")
-    assert all(r["stream"] is True for r in openai_server.requests)
+    if STREAMS_IN_ASYNC_NODES:
+        assert "".join(streamed).endswith("2 + 3 = 5")
+        assert all(r["stream"] is True for r in openai_server.requests)
     # The tool's output went back as a Responses API function_call_output item.
     assert any(i.get("type") == "function_call_output" for i in openai_server.requests[1]["input"])
     event = only_event(path)
@@ -219,9 +225,11 @@ async def test_anthropic_ttl_split_streaming_known_limit(
             async for _ in agent.astream(inputs, stream_mode="messages"):
                 pass
 
-    assert bool(anthropic_server.requests[0].get("stream")) is (how != "ainvoke")
+    streamed = bool(anthropic_server.requests[0].get("stream"))
+    if how != "agent-astream-messages" or STREAMS_IN_ASYNC_NODES:
+        assert streamed is (how != "ainvoke")
     event = only_event(path)
-    if how == "ainvoke":
-        assert numbers(event) == expected(1530, 40, creation=1500, creation_1h=1000)
-    else:
+    if streamed:
         assert numbers(event) == expected(1530, 40, creation=1500)
+    else:
+        assert numbers(event) == expected(1530, 40, creation=1500, creation_1h=1000)
