@@ -171,3 +171,25 @@ async def test_gemini_agent_function_call_then_answer(
     assert numbers(event) == want
     assert event["llm_calls"] == 2
     assert numbers(event["models"][MODEL]) == want
+
+
+@pytest.mark.parametrize("status", [429, 503])
+@pytest.mark.parametrize("mode", WIRE, ids=["generateContent", "streamGenerateContent"])
+async def test_gemini_client_retry_bills_only_the_answer(
+    gemini: GeminiServer, tmp_path: Path, mode: Mode, status: int
+) -> None:
+    """google-genai retries a 429 / 503 inside the same model call: one call, billed once."""
+    gemini.script(Reply(status=status), Reply(text="ok then", usage=usage(640, 12, cached=512)))
+    # langchain-google-genai passes max_retries as the client's total attempts.
+    model = ChatGoogleGenerativeAI(
+        model=MODEL, base_url=gemini.url, api_key=SecretStr("test"), max_retries=2, timeout=10
+    )
+    path = tmp_path / "events.jsonl"
+    with EventLog(path) as log:
+        await mode.run(model, log)
+
+    assert len(gemini.requests) == 2
+    event = only_event(path)
+    assert numbers(event) == expected(640, 12, read=512)
+    assert event["status"] == "ok"
+    assert (event["llm_calls"], event["llm_calls_without_usage"]) == (1, 0)
