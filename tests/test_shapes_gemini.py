@@ -20,7 +20,7 @@ from langchain_core.messages import HumanMessage
 from langchain_google_genai import ChatGoogleGenerativeAI
 from providers import Reply, ToolCall
 from providers.expect import MODES, Mode, add, expected, numbers, only_event
-from providers.gemini import GeminiServer
+from providers.gemini import GeminiReply, GeminiServer
 from pydantic import SecretStr
 
 from agent_usage import EventLog, track_usage
@@ -193,3 +193,24 @@ async def test_gemini_client_retry_bills_only_the_answer(
     assert numbers(event) == expected(640, 12, read=512)
     assert event["status"] == "ok"
     assert (event["llm_calls"], event["llm_calls_without_usage"]) == (1, 0)
+
+
+@pytest.mark.parametrize("mode", MODES, ids=[m.name for m in MODES])
+async def test_gemini_lower_final_prompt_count(
+    gemini: GeminiServer, model: ChatGoogleGenerativeAI, tmp_path: Path, mode: Mode
+) -> None:
+    """Gemini 2.0 streams a higher prompt count first; the final, lower one is what is billed."""
+    gemini.script(
+        GeminiReply(
+            text="one two three four",
+            usage=usage(1000, 40, cached=768, thoughts=100),
+            early_prompt_tokens=1100,
+        )
+    )
+    path = tmp_path / "events.jsonl"
+    with EventLog(path) as log:
+        await mode.run(model, log)
+
+    event = only_event(path)
+    assert numbers(event) == expected(1000, 140, read=768, reasoning=100)
+    assert event["llm_calls"] == 1

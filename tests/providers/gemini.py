@@ -20,6 +20,8 @@ Wire format (Gemini API reference, `GenerateContentResponse`):
 - Errors: `{"error": {"code", "message", "status"}}` with the HTTP status.
 
 `Reply.usage` is the final `usageMetadata` as sent; `Reply.model` the `modelVersion`.
+A `GeminiReply` can also send the Gemini 2.0 quirk: a higher `promptTokenCount`
+on the chunks before the last one, whose lower count is the true one.
 """
 
 from __future__ import annotations
@@ -27,16 +29,24 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .servers import FakeServer, Reply, _Response
 
-__all__ = ["GeminiServer"]
+__all__ = ["GeminiReply", "GeminiServer"]
 
 _PATH = re.compile(
     r"/v1(?:beta)?/models/(?P<model>[^/:]+):(?P<op>generateContent|streamGenerateContent)"
 )
 _STATUS = {400: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+
+
+@dataclass(frozen=True)
+class GeminiReply(Reply):
+    """A `Reply` whose stream reports `early_prompt_tokens` on every chunk but the last."""
+
+    early_prompt_tokens: int | None = None
 
 
 class GeminiServer(FakeServer):
@@ -112,19 +122,24 @@ class GeminiServer(FakeServer):
             pieces.append(self._parts(Reply(tool_calls=reply.tool_calls)))
         pieces = pieces or [[{"text": ""}]]
         final = reply.usage
+        early = reply.early_prompt_tokens if isinstance(reply, GeminiReply) else None
         for i, parts in enumerate(pieces, start=1):
-            usage = None if final is None else _cumulative(final, i, len(pieces))
+            usage = None if final is None else _cumulative(final, i, len(pieces), early)
             response = self._response(body, reply, parts, usage, finish=i == len(pieces))
             yield b"data: " + json.dumps(response).encode() + b"\r\n\r\n"
 
 
-def _cumulative(final: Mapping[str, Any], i: int, n: int) -> dict[str, Any]:
+def _cumulative(
+    final: Mapping[str, Any], i: int, n: int, early_prompt: int | None
+) -> dict[str, Any]:
     """The usage Gemini reports after chunk `i` of `n`: candidates so far, the rest in full."""
     usage = dict(final)
-    if i < n and "candidatesTokenCount" in final:
-        usage["candidatesTokenCount"] = final["candidatesTokenCount"] * i // n
+    if i < n:
+        if early_prompt is not None:
+            usage["promptTokenCount"] = early_prompt
+        usage["candidatesTokenCount"] = final.get("candidatesTokenCount", 0) * i // n
         usage["totalTokenCount"] = (
-            final.get("promptTokenCount", 0)
+            usage.get("promptTokenCount", 0)
             + usage["candidatesTokenCount"]
             + final.get("thoughtsTokenCount", 0)
         )
