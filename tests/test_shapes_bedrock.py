@@ -161,6 +161,8 @@ async def check_one_call(
     assert bedrock.pending == 0
     assert len(bedrock.requests) == 1
     assert bedrock.requests[0]["modelId"] == MODEL_ID
+    streamed = bedrock.requests[0]["operation"] == "converse-stream"
+    assert streamed is mode.streams
     event = only_event(path)
     assert numbers(event) == want
     assert event["status"] == "ok"

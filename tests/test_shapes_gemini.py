@@ -104,6 +104,7 @@ async def check_one_call(
 
     assert gemini.pending == 0
     assert len(gemini.requests) == 1
+    assert (gemini.requests[0]["method"] == "streamGenerateContent") is mode.streams
     event = only_event(path)
     assert numbers(event) == want
     assert event["status"] == "ok"

@@ -81,7 +81,8 @@ def _event(kind: str, body: Mapping[str, Any]) -> bytes:
 class BedrockServer(FakeServer):
     """Bedrock Runtime Converse / ConverseStream. Endpoint: `server.url`.
 
-    `requests` records each body with the model id from the path under "modelId".
+    `requests` records each body with the model id and the operation from the
+    path under "modelId" and "operation" ("converse" or "converse-stream").
     """
 
     routes: ClassVar[Mapping[str, str]] = {
@@ -99,7 +100,7 @@ class BedrockServer(FakeServer):
         match = _PATH.fullmatch(path.split("?", 1)[0])
         if match is None:
             return super()._answer(path, body)
-        body = {**body, "modelId": unquote(match["model"])}
+        body = {**body, "modelId": unquote(match["model"]), "operation": match["op"]}
         return super()._answer("/" + match["op"], body)
 
     def _error(self, status: int, message: str) -> _Response:

@@ -52,7 +52,8 @@ class GeminiReply(Reply):
 class GeminiServer(FakeServer):
     """Gemini API generateContent / streamGenerateContent. Base URL: `server.url`.
 
-    `requests` records each body with the model from the path under "model".
+    `requests` records each body with the model and the method from the path
+    under "model" and "method" ("generateContent" or "streamGenerateContent").
     """
 
     routes: ClassVar[Mapping[str, str]] = {
@@ -70,7 +71,8 @@ class GeminiServer(FakeServer):
         match = _PATH.fullmatch(path.split("?", 1)[0])
         if match is None:
             return super()._answer(path, body)
-        return super()._answer("/" + match["op"], {**body, "model": match["model"]})
+        body = {**body, "model": match["model"], "method": match["op"]}
+        return super()._answer("/" + match["op"], body)
 
     def _error(self, status: int, message: str) -> _Response:
         error = {"code": status, "message": message, "status": _STATUS.get(status, "UNKNOWN")}
