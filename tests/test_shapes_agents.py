@@ -234,22 +234,18 @@ class Branch(TypedDict):
     topic: str
 
 
-@pytest.mark.parametrize("method", ["ainvoke", "invoke"])
-async def test_send_fanout_failed_branch_resumed(tmp_path: Path, method: str) -> None:
-    """Branches that finished are logged with the failed invoke and not re-run on resume."""
-    # Usage derived from the topic, so concurrent branches cannot swap numbers.
-    served = {"alpha": um(100, 10), "beta": um(200, 20, cache_read=64), "gamma": um(400, 40)}
-    model = ScriptedChatModel(
-        model_name="worker",
-        script=lambda messages: answer("note", served[str(messages[-1].content)]),
-    )
-    broken = {"gamma": 1}  # gamma fails once, after its model call was billed
+# Usage derived from the topic, so concurrent branches cannot swap numbers.
+SERVED = {"alpha": um(100, 10), "beta": um(200, 20, cache_read=64), "gamma": um(400, 40)}
+
+
+def fan_out_graph(model: ScriptedChatModel, broken: dict[str, int]) -> Any:
+    """START sends one `work` branch per topic; a topic in `broken` fails that many times."""
 
     def work(branch: Branch) -> dict[str, Any]:
         reply = model.invoke(branch["topic"])
         if broken.get(branch["topic"]):
             broken[branch["topic"]] -= 1
-            raise RuntimeError("gamma's parser broke")
+            raise RuntimeError(f"{branch['topic']}'s parser broke")
         return {"notes": [f"{branch['topic']}: {reply.text}"]}
 
     def fan_out(state: FanOut) -> list[Send]:
@@ -260,7 +256,39 @@ async def test_send_fanout_failed_branch_resumed(tmp_path: Path, method: str) ->
     builder.add_node("work", cast(Any, work))
     builder.add_conditional_edges(START, fan_out, ["work"])
     builder.add_edge("work", END)
-    graph = builder.compile(checkpointer=InMemorySaver())
+    return builder.compile(checkpointer=InMemorySaver())
+
+
+def worker() -> ScriptedChatModel:
+    """The branches' model: its usage follows from the topic it is asked about."""
+    return ScriptedChatModel(
+        model_name="worker",
+        script=lambda messages: answer("note", SERVED[str(messages[-1].content)]),
+    )
+
+
+@pytest.mark.parametrize("method", ["ainvoke", "invoke", "astream-updates"])
+async def test_send_fanout_parallel_branches_sum(tmp_path: Path, method: str) -> None:
+    """Three `Send` branches running at once: one event, the sum of the three calls."""
+    model = worker()
+    config: Any = {"configurable": {"thread_id": "fan-ok"}}
+    path = tmp_path / "events.jsonl"
+    with EventLog(path) as log:
+        tracked = track_usage(fan_out_graph(model, {}), log)
+        await drive(tracked, method, {"topics": ["alpha", "beta", "gamma"], "notes": []}, config)
+
+    assert model.calls == 3
+    event = only_event(path)
+    assert numbers(event) == expected(700, 70, read=64)
+    assert event["llm_calls"] == 3
+
+
+@pytest.mark.parametrize("method", ["ainvoke", "invoke"])
+async def test_send_fanout_failed_branch_resumed(tmp_path: Path, method: str) -> None:
+    """Branches that finished are logged with the failed invoke and not re-run on resume."""
+    model = worker()
+    # gamma fails once, after its model call was billed.
+    graph = fan_out_graph(model, {"gamma": 1})
     # One branch at a time, in Send order: alpha and beta have finished (and
     # their writes are checkpointed) when gamma fails.
     config: Any = {"configurable": {"thread_id": "fan-1"}, "max_concurrency": 1}
