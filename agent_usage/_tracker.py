@@ -34,6 +34,10 @@ logger = logging.getLogger("agent_usage")
 
 SessionArg = str | Callable[[Mapping[str, Any]], "str | None"] | None
 
+# In-memory sinks of `agent_usage.testing.capture_events()`: every event any
+# tracker writes is appended to each (process-wide, as structlog's capture_logs).
+captures: list[list[Any]] = []
+
 
 class EventSink(Protocol):
     """Where events are written: an `EventLog`, or anything with `append`."""
@@ -166,6 +170,8 @@ class Tracker:
             return None
         if event is None:
             return None
+        for captured in captures:
+            captured.append(event)
         if self.sink is not None:
             try:
                 self.sink.append(event)

@@ -74,6 +74,17 @@ class TrackedRunnable(RunnableBinding[Any, Any]):
             bound=runnable, config=self.config, config_factories=self.config_factories
         )
 
+    def _merge_configs(self, *configs: RunnableConfig | None) -> RunnableConfig:
+        # The common case (nothing bound, only the tracker's factory, one call
+        # config) is a copy plus a run id: LangChain's two merge_configs passes
+        # cost more than everything else the wrapper does per call.
+        if len(configs) != 1 or self.config or len(self.config_factories) != 1:
+            return super()._merge_configs(*configs)
+        config: Any = dict(configs[0]) if configs[0] else {}
+        if config.get("run_id") is None:
+            config["run_id"] = uuid.uuid4()
+        return config  # type: ignore[no-any-return]
+
     def __getattr__(self, name: str) -> Any:
         attr = super().__getattr__(name)
         if not callable(attr) or isinstance(attr, (type, Runnable)):
@@ -82,7 +93,9 @@ class TrackedRunnable(RunnableBinding[Any, Any]):
         @wraps(attr)
         def tracked_method(*args: Any, **kwargs: Any) -> Any:
             result = attr(*args, **kwargs)
-            if isinstance(result, Runnable) and result is not self.bound:
+            if result is self.bound:
+                return self
+            if isinstance(result, Runnable):
                 return self._retracked(result)
             return result
 
