@@ -1,6 +1,7 @@
 """Client-side shapes on the real OpenAI and Anthropic integrations against loopback servers.
 
-The OpenAI Responses API streamed three ways (a bare model's `stream` and
+The OpenAI Responses API as reasoning models answer it (a reasoning item, then
+the text), invoked and streamed three ways (a bare model's `stream` and
 `astream`, and a LangGraph agent in "messages" mode); the SDKs' own retries
 after a 429 or 500; and the Anthropic 5m/1h cache-write split, which
 langchain-anthropic loses when streaming (a known upstream limit pinned here).
@@ -8,7 +9,10 @@ langchain-anthropic loses when streaming (a known upstream limit pinned here).
 
 from __future__ import annotations
 
+import operator
 import sys
+from collections.abc import Iterator
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +20,11 @@ import pytest
 from langchain.agents import create_agent
 from langchain_anthropic import ChatAnthropic
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_openai import ChatOpenAI
 from providers import AnthropicServer, OpenAIServer, Reply, ToolCall
 from providers.expect import add, expected, numbers, only_event
+from providers.responses import SUMMARY, ReasoningOpenAIServer
 from pydantic import SecretStr
 
 from agent_usage import EventLog, track_usage
@@ -74,12 +79,36 @@ def openai_usage(prompt: int, completion: int, *, cached: int, reasoning: int) -
 # -- OpenAI Responses API, streamed three ways -----------------------------------
 
 
-@pytest.mark.parametrize("how", ["stream", "astream"])
+@pytest.fixture(scope="module")
+def _reasoning_api() -> Iterator[ReasoningOpenAIServer]:
+    with ReasoningOpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def responses_server(_reasoning_api: ReasoningOpenAIServer) -> ReasoningOpenAIServer:
+    """A fake OpenAI API whose Responses replies lead with a reasoning item."""
+    _reasoning_api.reset()
+    return _reasoning_api
+
+
+def reasoning_summaries(message: BaseMessage) -> list[str]:
+    """The reasoning summary texts in a Responses API message's content blocks."""
+    blocks = message.content if isinstance(message.content, list) else []
+    return [
+        part["text"]
+        for block in blocks
+        if isinstance(block, dict) and block.get("type") == "reasoning"
+        for part in block["summary"]
+    ]
+
+
+@pytest.mark.parametrize("how", ["ainvoke", "stream", "astream"])
 async def test_responses_api_model_streamed(
-    openai_server: OpenAIServer, tmp_path: Path, how: str
+    responses_server: ReasoningOpenAIServer, tmp_path: Path, how: str
 ) -> None:
-    """A Responses API stream with cached and reasoning tokens is logged exactly."""
-    openai_server.script(
+    """A Responses API reply (reasoning item, then text) with cached and reasoning tokens."""
+    responses_server.script(
         Reply(
             text="Forty two it is.",
             usage=openai_usage(2000, 700, cached=1536, reasoning=512),
@@ -88,15 +117,18 @@ async def test_responses_api_model_streamed(
     )
     path = tmp_path / "events.jsonl"
     with EventLog(path) as log:
-        tracked = track_usage(chat_openai(openai_server), log)
-        if how == "stream":
-            text = "".join(c.text for c in tracked.stream("hi"))
+        tracked = track_usage(chat_openai(responses_server), log)
+        if how == "ainvoke":
+            message = await tracked.ainvoke("hi")
+        elif how == "stream":
+            message = reduce(operator.add, tracked.stream("hi"))
         else:
-            text = "".join([c.text async for c in tracked.astream("hi")])
+            message = reduce(operator.add, [c async for c in tracked.astream("hi")])
 
-    assert text == "Forty two it is."
-    request = openai_server.requests[0]
-    assert request["stream"] is True
+    assert message.text == "Forty two it is."
+    assert reasoning_summaries(message) == [SUMMARY]
+    request = responses_server.requests[0]
+    assert bool(request.get("stream")) is (how != "ainvoke")
     assert "input" in request  # the Responses API, not Chat Completions
     event = only_event(path)
     assert numbers(event) == expected(2000, 700, read=1536, reasoning=512)
@@ -104,10 +136,10 @@ async def test_responses_api_model_streamed(
 
 
 async def test_responses_api_agent_astream_messages(
-    openai_server: OpenAIServer, tmp_path: Path
+    responses_server: ReasoningOpenAIServer, tmp_path: Path
 ) -> None:
     """An agent on the Responses API, streamed in "messages" mode: tool call, answer, one sum."""
-    openai_server.script(
+    responses_server.script(
         Reply(
             tool_calls=(ToolCall("add", {"a": 2, "b": 3}, "call_1"),),
             usage=openai_usage(1000, 300, cached=0, reasoning=256),
@@ -118,16 +150,18 @@ async def test_responses_api_agent_astream_messages(
     path = tmp_path / "events.jsonl"
     streamed: list[str] = []
     with EventLog(path) as log:
-        agent = track_usage(create_agent(chat_openai(openai_server), tools=[add]), log)
+        model = chat_openai(responses_server)
+        agent = track_usage(create_agent(model, tools=[add]), log)
         inputs = {"messages": [HumanMessage("what is 2 + 3?")]}
         async for chunk, _meta in agent.astream(inputs, stream_mode="messages"):
             streamed.append(chunk.text)
 
     if STREAMS_IN_ASYNC_NODES:
         assert "".join(streamed).endswith("2 + 3 = 5")
-        assert all(r["stream"] is True for r in openai_server.requests)
+        assert all(r["stream"] is True for r in responses_server.requests)
     # The tool's output went back as a Responses API function_call_output item.
-    assert any(i.get("type") == "function_call_output" for i in openai_server.requests[1]["input"])
+    second = responses_server.requests[1]["input"]
+    assert any(i.get("type") == "function_call_output" for i in second)
     event = only_event(path)
     want = expected(2400, 390, read=1024, reasoning=320)
     assert numbers(event) == want
