@@ -88,8 +88,8 @@ class Tally:
 
     __slots__ = ("cache_hits", "calls", "started", "without_usage")
 
-    def __init__(self) -> None:
-        self.started = time.perf_counter()
+    def __init__(self, started: float | None = None) -> None:
+        self.started = time.perf_counter() if started is None else started  # perf_counter()
         self.calls: list[Call] = []
         self.without_usage: list[None] = []
         self.cache_hits: list[None] = []
