@@ -7,7 +7,6 @@ and returns the event dict that goes to the log and the exporters.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Mapping
@@ -20,10 +19,8 @@ from ._usage import Usage
 
 __all__ = ["SCHEMA", "LlmUsageEvent", "ModelUsage", "Status", "Tally", "build_event"]
 
-logger = logging.getLogger(__name__)
-
 SCHEMA = 1
-Status = Literal["ok", "error", "cancelled"]
+Status = Literal["ok", "error", "cancelled", "budget_exceeded"]
 
 
 class ModelUsage(TypedDict, total=False):
@@ -68,6 +65,8 @@ class LlmUsageEvent(TypedDict, total=False):
     models: dict[str, ModelUsage]
     flags: list[str]
     metadata: dict[str, Any]
+    llm_cache_hits: int
+    budget: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +82,16 @@ class Call:
 class Tally:
     """The calls of one invoke, recorded as they end.
 
-    `list.append` and `+=` on distinct attributes are enough here: callbacks of one
-    invoke may arrive from several threads, and a list append is atomic under the
-    GIL; the without-usage count is a list too for the same reason.
+    Callbacks of one invoke may arrive from several threads; a list append is
+    atomic under the GIL, so the counts are lists too rather than `+=` on ints.
+    `cache_hits` are calls answered from LangChain's LLM cache: no request was
+    sent, so they carry no usage and no cost.
     """
 
     started: float = field(default_factory=time.perf_counter)
     calls: list[Call] = field(default_factory=list)
     without_usage: list[None] = field(default_factory=list)
+    cache_hits: list[None] = field(default_factory=list)
 
 
 def _token_fields(u: Usage) -> dict[str, Any]:
@@ -135,8 +136,12 @@ def build_event(
     pricer: Pricer,
     model_label: str | None = None,
     metadata: Mapping[str, Any] | None = None,
+    budget: Mapping[str, Any] | None = None,
 ) -> LlmUsageEvent | None:
-    """The event for a finished invoke, or None when no call reported usage."""
+    """The event for a finished invoke, or None when no call reported usage.
+
+    `budget` is the limit that stopped the invoke (status "budget_exceeded").
+    """
     calls = list(tally.calls)
     if not calls:
         return None
@@ -192,4 +197,8 @@ def build_event(
         event["flags"] = sorted(total.flags)
     if metadata:
         event["metadata"] = dict(metadata)
+    if tally.cache_hits:
+        event["llm_cache_hits"] = len(tally.cache_hits)
+    if budget is not None:
+        event["budget"] = dict(budget)
     return event  # type: ignore[return-value]

@@ -12,11 +12,23 @@ seed-compatible fields.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["Usage", "normalize_usage"]
+__all__ = ["Usage", "normalize_failures", "normalize_usage"]
+
+logger = logging.getLogger(__name__)
+
+_failures = 0
+_failures_lock = threading.Lock()
+
+
+def normalize_failures() -> int:
+    """How many times the normaliser itself failed (a bug, not missing usage) in this process."""
+    return _failures
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,11 +326,25 @@ def normalize_usage(source: object, *, raw: Mapping[str, Any] | None = None) -> 
         raw: an extra raw usage container to fall back to, such as an
             `LLMResult.llm_output`; used only when `source` carries no usage.
 
-    Never raises: input it cannot read is "not reported".
+    Never raises: input it cannot read is "not reported". A failure inside the
+    normaliser (a bug, or an input object that raises when read) is not passed
+    off as "the provider reported nothing" silently: the first is logged as a
+    warning with its exception, and every one is counted (`normalize_failures`).
     """
     try:
         return _normalize(source, raw)
-    except Exception:
+    except Exception as exc:
+        global _failures
+        with _failures_lock:
+            _failures += 1
+            first = _failures == 1
+        if first:
+            logger.warning(
+                "agent_usage: normalising usage failed (%r); this call counts as without "
+                "usage, and further failures are counted, not logged",
+                exc,
+                exc_info=exc,
+            )
         return None
 
 

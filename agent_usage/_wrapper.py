@@ -1,268 +1,229 @@
-"""`track_usage`: a transparent wrapper that logs one `llm_usage` event per invoke.
+"""`track_usage`: a transparent Runnable that logs one `llm_usage` event per invoke.
 
-Each call gets its own `InvokeHandler` in its config's callbacks, so concurrent
-invokes never share a tally; the wrapper itself knows when the invoke starts and
-how it ends (ok, error, cancelled, stream abandoned). The sync and async entry
-points are thin shells around `_Invocation`.
+`TrackedRunnable` is a `RunnableBinding` whose per-call config factory carries
+the `Tracker` (and gives each call a run id). LangChain's own binding methods
+(`with_config`, `bind`, `with_retry`, `with_types`, `with_listeners`) keep the
+config factories, so what they return is tracked too; `with_fallbacks`, `|` and
+every other composition call this object's methods. Each `invoke`, `ainvoke`,
+`stream` and `astream` enters a scope (see `_scope`) around the work; `batch`,
+`abatch`, `batch_as_completed`, `abatch_as_completed`, `transform`,
+`astream_events` and `astream_log` are Runnable's defaults, built on those four.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping, Sequence
+from functools import wraps
 from typing import Any
 
-from langchain_core.callbacks import BaseCallbackManager
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 
-from ._handler import EventSink, Exporter, InvokeHandler, Recorder, SessionArg, status_of
 from ._pricing import PricesArg
+from ._scope import Invoke, _current, register_hook, warn_untracked
+from ._tracker import EventSink, Exporter, SessionArg, Tracker
 
-__all__ = ["TrackedAgent", "track_usage"]
+__all__ = ["TrackedRunnable", "track_usage"]
 
 
-class _Invocation:
-    """One tracked call: the config to pass down, and the event once it ends."""
+class _TrackerFactory:
+    """The per-call config factory that marks a binding as tracked: a run id per call."""
 
-    __slots__ = ("config", "handler", "invoke_id", "session_id", "tracker")
+    __slots__ = ("tracker",)
 
-    def __init__(self, tracker: TrackedAgent, config: Mapping[str, Any] | None) -> None:
+    def __init__(self, tracker: Tracker) -> None:
         self.tracker = tracker
-        self.handler = handler = InvokeHandler()
-        cfg: dict[str, Any] = dict(config) if config else {}
-        run_id = cfg.get("run_id")
-        if run_id is None:
-            run_id = cfg["run_id"] = uuid.uuid4()
-        self.invoke_id = str(run_id)
-        callbacks = cfg.get("callbacks")
-        if callbacks is None:
-            cfg["callbacks"] = [handler]
-        elif isinstance(callbacks, BaseCallbackManager):
-            manager = callbacks.copy()
-            manager.add_handler(handler, inherit=True)
-            cfg["callbacks"] = manager
-        else:
-            cfg["callbacks"] = [*callbacks, handler]
-        self.config = cfg
-        self.session_id = tracker._session_for(cfg)
 
-    def end(self, exc: BaseException | None) -> None:
-        # A strict log may raise from here, but never in place of the agent's own
-        # exception: that one reaches the caller unchanged.
-        self.tracker._recorder.emit(
-            self.handler.tally,
-            invoke_id=self.invoke_id,
-            session_id=self.session_id,
-            status=status_of(exc),
-            strict=exc is None,
-        )
+    def __call__(self, config: RunnableConfig) -> RunnableConfig:
+        if config.get("run_id") is None:
+            return {"run_id": uuid.uuid4()}
+        return {}
 
 
-class TrackedAgent:
-    """The agent returned by `track_usage`: same calls, same results, plus an event per call.
+class TrackedRunnable(RunnableBinding[Any, Any]):
+    """What `track_usage` returns: the agent, plus one `llm_usage` event per call.
 
-    `invoke`, `ainvoke`, `stream`, `astream`, `batch` and `abatch` are tracked; any
-    other attribute is the wrapped agent's.
+    Same results, same exceptions, same chunks as the wrapped agent; a Runnable,
+    so every Runnable method and composition on it stays tracked. Attributes it
+    does not define are the wrapped agent's; a method of the agent that returns a
+    new Runnable (``bind_tools``, ``with_structured_output``) returns it tracked.
     """
 
-    def __init__(
-        self,
-        agent: Any,
-        log: EventSink | None,
-        *,
-        session_id: SessionArg = None,
-        model: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        prices: PricesArg = None,
-        exporters: Sequence[Exporter] = (),
-    ) -> None:
-        if not (
-            callable(getattr(agent, "invoke", None)) or callable(getattr(agent, "ainvoke", None))
-        ):
-            raise TypeError(f"track_usage needs a Runnable or compiled graph; got {agent!r}")
-        if session_id is not None and not (isinstance(session_id, str) or callable(session_id)):
-            raise TypeError(f"session_id must be a str, a callable or None; got {session_id!r}")
-        self._agent = agent
-        self._session_id = session_id
-        self._recorder = Recorder(
-            log, model=model, metadata=metadata, prices=prices, exporters=exporters
-        )
+    @property
+    def _tracker(self) -> Tracker:
+        for factory in self.config_factories:
+            if isinstance(factory, _TrackerFactory):
+                return factory.tracker
+        raise AttributeError("not tracked")  # pragma: no cover - built only by track_usage
 
     @property
-    def wrapped(self) -> Any:
+    def wrapped(self) -> Runnable[Any, Any]:
         """The agent being tracked."""
-        return self._agent
+        return self.bound
 
     @property
     def failures(self) -> dict[str, int]:
         """How many times each telemetry step failed (each cause is logged once)."""
-        return self._recorder.failures.counts
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._agent, name)
+        return self._tracker.failures.counts
 
     def __repr__(self) -> str:
-        return f"track_usage({self._agent!r})"
+        return f"track_usage({self.bound!r})"
 
-    def _session_for(self, config: Mapping[str, Any]) -> str | None:
-        metadata = config.get("metadata") or {}
-        sid = metadata.get("session_id")
-        if sid is None and self._session_id is not None:
-            if isinstance(self._session_id, str):
-                sid = self._session_id
-            else:
-                try:
-                    sid = self._session_id(config)
-                except Exception as exc:
-                    self._recorder.failures.failed("the session_id callable", exc)
-        if sid is None:
-            sid = (config.get("configurable") or {}).get("thread_id")
-        return None if sid is None else str(sid)
+    def _retracked(self, runnable: Runnable[Any, Any]) -> TrackedRunnable:
+        return TrackedRunnable(
+            bound=runnable, config=self.config, config_factories=self.config_factories
+        )
 
-    def invoke(self, input: Any, config: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
-        """Run the agent's `invoke` and log its usage."""
-        call = _Invocation(self, config)
+    def __getattr__(self, name: str) -> Any:
+        attr = super().__getattr__(name)
+        if not callable(attr) or isinstance(attr, (type, Runnable)):
+            return attr
+
+        @wraps(attr)
+        def tracked_method(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            if result is self.bound:
+                return self
+            if isinstance(result, Runnable):
+                return self._retracked(result)
+            return result
+
+        return tracked_method
+
+    def invoke(self, input: Any, config: Any = None, **kwargs: Any) -> Any:
+        """Run the agent's `invoke` in a tracked scope."""
+        config = self._merge_configs(config)
+        call = Invoke(self._tracker, config)
+        token = call.activate()
         try:
-            result = self._agent.invoke(input, call.config, **kwargs)
+            result = self.bound.invoke(input, config, **{**self.kwargs, **kwargs})
         except BaseException as exc:
+            _current.reset(token)
             call.end(exc)
             raise
+        _current.reset(token)
         call.end(None)
         return result
 
-    async def ainvoke(
-        self, input: Any, config: Mapping[str, Any] | None = None, **kwargs: Any
-    ) -> Any:
-        """Run the agent's `ainvoke` and log its usage."""
-        call = _Invocation(self, config)
+    async def ainvoke(self, input: Any, config: Any = None, **kwargs: Any) -> Any:
+        """Run the agent's `ainvoke` in a tracked scope."""
+        config = self._merge_configs(config)
+        call = Invoke(self._tracker, config)
+        token = call.activate()
         try:
-            result = await self._agent.ainvoke(input, call.config, **kwargs)
+            result = await self.bound.ainvoke(input, config, **{**self.kwargs, **kwargs})
         except BaseException as exc:
+            _current.reset(token)
             call.end(exc)
             raise
+        _current.reset(token)
         call.end(None)
         return result
 
-    def stream(
-        self, input: Any, config: Mapping[str, Any] | None = None, **kwargs: Any
-    ) -> Generator[Any, None, None]:
-        """Yield the agent's `stream` chunks unchanged; log usage when the stream ends."""
-        return self._tracked_stream(self._agent.stream, input, config, kwargs)
+    def stream(self, input: Any, config: Any = None, **kwargs: Any) -> Generator[Any, None, None]:
+        """Yield the agent's `stream` chunks unchanged; log usage when the stream ends.
 
-    def astream(
-        self, input: Any, config: Mapping[str, Any] | None = None, **kwargs: Any
-    ) -> AsyncGenerator[Any, None]:
-        """Yield the agent's `astream` chunks unchanged; log usage when the stream ends."""
-        return self._tracked_astream(self._agent.astream, input, config, kwargs)
-
-    def astream_events(
-        self, input: Any, config: Mapping[str, Any] | None = None, **kwargs: Any
-    ) -> AsyncGenerator[Any, None]:
-        """Yield the agent's `astream_events` unchanged; log usage when the stream ends."""
-        return self._tracked_astream(self._agent.astream_events, input, config, kwargs)
-
-    def _tracked_stream(
-        self, method: Any, input: Any, config: Mapping[str, Any] | None, kwargs: Any
-    ) -> Generator[Any, None, None]:
-        call = _Invocation(self, config)
-        inner = method(input, call.config, **kwargs)
+        The scope is active while the agent computes a chunk, not while the
+        consumer holds it, so the consumer's own calls between chunks are not counted.
+        """
+        config = self._merge_configs(config)
+        call = Invoke(self._tracker, config)
         failure: BaseException | None = GeneratorExit()  # closed before the end: cancelled
+        inner: Iterator[Any] | None = None
         try:
-            yield from inner
+            token = call.activate()
+            try:
+                inner = iter(self.bound.stream(input, config, **{**self.kwargs, **kwargs}))
+                chunk = next(inner, _END)
+            finally:
+                _current.reset(token)
+            while chunk is not _END:
+                yield chunk
+                token = call.activate()
+                try:
+                    chunk = next(inner, _END)
+                finally:
+                    _current.reset(token)
             failure = None
         except BaseException as exc:
             failure = exc
             raise
         finally:
             close = getattr(inner, "close", None)
-            if close is not None:
-                close()
+            if close is not None and failure is not None:
+                token = call.activate()
+                try:
+                    close()
+                finally:
+                    _current.reset(token)
             call.end(failure)
 
-    async def _tracked_astream(
-        self, method: Any, input: Any, config: Mapping[str, Any] | None, kwargs: Any
+    async def astream(
+        self, input: Any, config: Any = None, **kwargs: Any
     ) -> AsyncGenerator[Any, None]:
-        call = _Invocation(self, config)
-        inner = method(input, call.config, **kwargs)
+        """Yield the agent's `astream` chunks unchanged; log usage when the stream ends."""
+        config = self._merge_configs(config)
+        call = Invoke(self._tracker, config)
         failure: BaseException | None = GeneratorExit()  # closed before the end: cancelled
+        inner: AsyncIterator[Any] | None = None
         try:
-            async for chunk in inner:
+            token = call.activate()
+            try:
+                inner = aiter(self.bound.astream(input, config, **{**self.kwargs, **kwargs}))
+                chunk = await anext(inner, _END)
+            finally:
+                _current.reset(token)
+            while chunk is not _END:
                 yield chunk
+                token = call.activate()
+                try:
+                    chunk = await anext(inner, _END)
+                finally:
+                    _current.reset(token)
             failure = None
         except BaseException as exc:
             failure = exc
             raise
         finally:
             aclose = getattr(inner, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            if aclose is not None and failure is not None:
+                token = call.activate()
+                try:
+                    await aclose()
+                finally:
+                    _current.reset(token)
             call.end(failure)
 
-    def batch(
-        self,
-        inputs: Sequence[Any],
-        config: Any = None,
-        *,
-        return_exceptions: bool = False,
-        **kwargs: Any,
-    ) -> list[Any]:
-        """`invoke` each input in a thread pool (one event each), as `Runnable.batch` does.
+    # Runnable's defaults, which run through the tracked methods above (the
+    # binding's versions would call the wrapped agent's directly, untracked).
+    batch = Runnable.batch
+    abatch = Runnable.abatch
+    batch_as_completed = Runnable.batch_as_completed
+    abatch_as_completed = Runnable.abatch_as_completed
+    transform = Runnable.transform
+    atransform = Runnable.atransform
+    astream_log = Runnable.astream_log
 
-        Honours the config's `max_concurrency`; with `return_exceptions`, a failed
-        input's exception takes its place in the result list.
-        """
-        from langchain_core.runnables.config import get_config_list, get_executor_for_config
+    def astream_events(self, input: Any, config: Any = None, **kwargs: Any) -> Any:
+        """The agent's events (v1/v2, tracked through `astream`); v3 passes through untracked."""
+        if kwargs.get("version") == "v3":
+            warn_untracked("astream_events(version='v3') on a tracked agent")
+            return self.bound.astream_events(input, self._merge_configs(config), **kwargs)
+        return Runnable.astream_events(self, input, config, **kwargs)
 
-        if not inputs:
-            return []
-        configs = get_config_list(config, len(inputs))
+    def stream_events(self, input: Any, config: Any = None, **kwargs: Any) -> Any:
+        """As `astream_events`, sync (v3 only in LangGraph; passes through untracked)."""
+        if kwargs.get("version") == "v3":
+            warn_untracked("stream_events(version='v3') on a tracked agent")
+            return self.bound.stream_events(input, self._merge_configs(config), **kwargs)
+        return Runnable.stream_events(self, input, config, **kwargs)
 
-        def one(x: Any, c: Any) -> Any:
-            try:
-                return self.invoke(x, c, **kwargs)
-            except Exception as exc:
-                if return_exceptions:
-                    return exc
-                raise
 
-        if len(inputs) == 1:
-            return [one(inputs[0], configs[0])]
-        with get_executor_for_config(configs[0]) as executor:
-            return list(executor.map(one, inputs, configs))
-
-    async def abatch(
-        self,
-        inputs: Sequence[Any],
-        config: Any = None,
-        *,
-        return_exceptions: bool = False,
-        **kwargs: Any,
-    ) -> list[Any]:
-        """`ainvoke` the inputs concurrently (one event each), as `Runnable.abatch` does.
-
-        Honours the config's `max_concurrency`; with `return_exceptions`, a failed
-        input's exception takes its place in the result list.
-        """
-        from langchain_core.runnables.config import get_config_list
-        from langchain_core.runnables.utils import gather_with_concurrency
-
-        if not inputs:
-            return []
-        configs = get_config_list(config, len(inputs))
-
-        async def one(x: Any, c: Any) -> Any:
-            try:
-                return await self.ainvoke(x, c, **kwargs)
-            except Exception as exc:
-                if return_exceptions:
-                    return exc
-                raise
-
-        limit = configs[0].get("max_concurrency")
-        return list(await gather_with_concurrency(limit, *map(one, inputs, configs)))
+_END = object()
 
 
 def track_usage(
-    agent: Any,
+    agent: Runnable[Any, Any],
     log: EventSink | None,
     *,
     session_id: SessionArg = None,
@@ -270,7 +231,8 @@ def track_usage(
     metadata: Mapping[str, Any] | None = None,
     prices: PricesArg = None,
     exporters: Sequence[Exporter] = (),
-) -> TrackedAgent:
+    budget: Any = None,
+) -> TrackedRunnable:
     """Wrap an agent so every invoke appends one `llm_usage` event to `log`.
 
     Args:
@@ -284,16 +246,22 @@ def track_usage(
         prices: price overrides: a mapping of model -> per-million prices, or a
             TOML/JSON file path.
         exporters: non-blocking exporters (see `agent_usage.exporters`).
+        budget: a `Budget`: a model call past one of its limits is not sent and
+            the invoke raises `BudgetExceeded`.
 
     Raises:
         TypeError: when an argument has the wrong type.
     """
-    return TrackedAgent(
-        agent,
+    if not isinstance(agent, Runnable):
+        raise TypeError(f"track_usage needs a Runnable or compiled graph; got {agent!r}")
+    register_hook()
+    tracker = Tracker(
         log,
         session_id=session_id,
         model=model,
         metadata=metadata,
         prices=prices,
         exporters=exporters,
+        budget=budget,
     )
+    return TrackedRunnable(bound=agent, config_factories=[_TrackerFactory(tracker)])

@@ -1,4 +1,4 @@
-"""Test doubles shipped with the package: a scripted chat model that reports usage.
+"""Test doubles shipped with the package: a scripted chat model, an in-memory event sink.
 
 LangChain's `GenericFakeChatModel` drops `usage_metadata` and tool calls when it
 streams, and cannot `bind_tools`, so an agent on it cannot be tested in
@@ -6,6 +6,10 @@ streams, and cannot `bind_tools`, so an agent on it cannot be tested in
 `AIMessage`s, or a function of the prompt) and streams the same message back in
 chunks, the usage on the last one, the way real integrations do. The demo runs
 on it, and so can users' own tests.
+
+`capture_events()` collects every `llm_usage` event written while it is open,
+whatever log (or none) the tracking was given, as structlog's `capture_logs`
+collects log entries.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -25,7 +30,10 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable
 from pydantic import ConfigDict, PrivateAttr
 
-__all__ = ["ScriptedChatModel", "usage_metadata"]
+from ._event import LlmUsageEvent
+from ._tracker import captures
+
+__all__ = ["ScriptedChatModel", "capture_events", "usage_metadata"]
 
 Script = Sequence[AIMessage | str] | Callable[[list[BaseMessage]], AIMessage | str]
 
@@ -165,6 +173,30 @@ class ScriptedChatModel(BaseChatModel):
             chunk_position="last",
         )
         yield ChatGenerationChunk(message=last)
+
+
+@contextmanager
+def capture_events() -> Iterator[list[LlmUsageEvent]]:
+    """Collect, in memory, every `llm_usage` event written while the block runs.
+
+    Events are collected from every tracked agent, `tracking()` block and
+    `UsageCallbackHandler` in the process, in the order they were written, also
+    when the tracking was given no log (``track_usage(agent, None)``)::
+
+        with capture_events() as events:
+            agent.invoke(inputs)
+        assert events[0]["input_tokens"] == 100
+    """
+    collected: list[LlmUsageEvent] = []
+    captures.append(collected)
+    try:
+        yield collected
+    finally:
+        # By identity: list.remove would take the first *equal* list (nested captures).
+        for i, found in enumerate(captures):
+            if found is collected:
+                del captures[i]
+                break
 
 
 def _json(args: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ import pytest
 from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
@@ -551,7 +552,7 @@ async def test_batch_honours_max_concurrency_and_return_exceptions(
     counter = {"now": 0, "peak": 0}
     agent = track_usage(gated_graph(counter), EventLog(log_path))
     inputs = [{"messages": [HumanMessage(str(i))]} for i in range(10, 16)]
-    config = {"max_concurrency": 2}
+    config: RunnableConfig = {"max_concurrency": 2}
     if method == "abatch":
         results = await agent.abatch(inputs, config, return_exceptions=True)
     else:

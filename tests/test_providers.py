@@ -8,7 +8,10 @@ tests/providers/servers.py for the wire formats.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +26,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AnyMessage, HumanMessage
 from langchain_core.tools import tool
+from langchain_core.tracers.context import register_configure_hook
 from langchain_openai import ChatOpenAI
 from langgraph.graph import START, StateGraph
 from langgraph.graph.message import add_messages
@@ -114,6 +118,19 @@ class Mode:
     name: str
     streams: bool
     run: Callable[[BaseChatModel, EventLog], Awaitable[None]]
+
+    @property
+    def streams_on_wire(self) -> bool:
+        """Whether the HTTP call streams here.
+
+        LangGraph hands its "messages" stream handler to a node's model call
+        through the context; before Python 3.11 asyncio cannot run a task in a
+        given context, so under `astream` the call is not streamed there (the
+        usage must be counted all the same).
+        """
+        if self.name == "graph.astream-messages" and sys.version_info < (3, 11):
+            return False
+        return self.streams
 
 
 async def _invoke(model: BaseChatModel, log: EventLog) -> None:
@@ -275,9 +292,9 @@ async def test_anthropic_usage_shapes(
     with EventLog(path) as log:
         await mode.run(anthropic_model(anthropic_server), log)
 
-    assert bool(anthropic_server.requests[0].get("stream")) is mode.streams
+    assert bool(anthropic_server.requests[0].get("stream")) is mode.streams_on_wire
     event = only_event(path)
-    if mode.streams and "cache_creation_1h_input_tokens" in want:
+    if mode.streams_on_wire and "cache_creation_1h_input_tokens" in want:
         # Known limit of langchain-anthropic: when streaming it reads usage from
         # message_delta only, which carries no TTL split; the split sent in
         # message_start never reaches the callbacks. The full writes still count.
@@ -408,9 +425,9 @@ async def test_openai_usage_shapes(
         await mode.run(model, log)
 
     request = openai_server.requests[0]
-    assert bool(request.get("stream")) is mode.streams
+    assert bool(request.get("stream")) is mode.streams_on_wire
     assert request.get("service_tier") == tier
-    if mode.streams and not responses_api:
+    if mode.streams_on_wire and not responses_api:
         # The usage comes from the final choices-less chunk, sent only on request.
         assert request["stream_options"] == {"include_usage": True}
     event = only_event(path)
@@ -644,6 +661,23 @@ class _Errors(BaseCallbackHandler):
         self.errors.append(error)
 
 
+# The test's own observer reaches every model call through the context, as
+# agent_usage does: a config's callbacks do not reach async nodes before 3.11.
+_observer: ContextVar[_Errors | None] = ContextVar("test_observer", default=None)
+register_configure_hook(_observer, inheritable=True)
+
+
+@contextmanager
+def observing() -> Iterator[_Errors]:
+    """Collect the errors of every model call made inside the block."""
+    seen = _Errors()
+    token = _observer.set(seen)
+    try:
+        yield seen
+    finally:
+        _observer.reset(token)
+
+
 @pytest.mark.parametrize("how", AGENT_RUNS)
 async def test_server_error_after_one_call_logs_that_call(
     provider: Provider, request: pytest.FixtureRequest, tmp_path: Path, how: str
@@ -655,11 +689,10 @@ async def test_server_error_after_one_call_logs_that_call(
         Reply(status=500),
     )
     path = tmp_path / "events.jsonl"
-    seen = _Errors()
-    with EventLog(path) as log:
+    with EventLog(path) as log, observing() as seen:
         agent = track_usage(create_agent(model, tools=[add]), log)
         with pytest.raises(provider.error) as raised:
-            await run_agent(agent, how, {"callbacks": [seen]})
+            await run_agent(agent, how)
 
     assert raised.value.status_code == 500  # type: ignore[attr-defined]
     # The very object the SDK raised inside the model call, not a wrapper or copy.

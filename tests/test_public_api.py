@@ -25,6 +25,7 @@ def test_all_is_exactly_the_public_api() -> None:
             "read_events",
             "report",
             "track_usage",
+            "tracking",
         ]
     )
     for name in agent_usage.__all__:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from langchain_core.messages import AIMessage
 
 from agent_usage import Usage, normalize_usage
+from agent_usage._usage import normalize_failures
 
 # (id, usage_metadata or message kwargs, expected Usage fields)
 CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
@@ -268,6 +270,29 @@ def test_nothing_reported_is_none(source: object) -> None:
     assert normalize_usage(source) is None
 
 
+class _Unreadable(dict[str, Any]):
+    """A usage mapping that raises when read, as a broken integration object might."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        raise RuntimeError(f"cannot read {key}")
+
+
+def test_a_failure_inside_the_normaliser_is_logged_once_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An input that breaks the normaliser gives None, one warning, and a count per failure."""
+    source = _Unreadable(input_tokens=5, output_tokens=1)
+    before = normalize_failures()
+    with caplog.at_level(logging.WARNING, logger="agent_usage"):
+        for _ in range(3):
+            assert normalize_usage(source) is None
+    assert normalize_failures() == before + 3
+    warned = [r for r in caplog.records if "normalising usage failed" in r.message]
+    assert len(warned) == (1 if before == 0 else 0)
+    if warned:
+        assert "cannot read" in warned[0].message
+
+
 def test_total_and_sum() -> None:
     """total_tokens is input + output; adding keeps None distinct from 0."""
     a = Usage(input_tokens=10, output_tokens=2, cache_read_input_tokens=4)
@@ -323,8 +348,10 @@ _metadata = st.one_of(
 
 @given(_metadata)
 def test_normaliser_never_raises_never_negative(metadata: Any) -> None:
-    """For any input the normaliser returns None or a Usage with no negative count."""
+    """For any input the normaliser returns None or a Usage with no negative count, bug-free."""
+    before = normalize_failures()
     got = normalize_usage(metadata)
+    assert normalize_failures() == before  # "nothing reported", never a swallowed bug
     if got is None:
         return
     for name in (

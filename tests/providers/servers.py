@@ -21,7 +21,8 @@ Wire formats follow the providers' API references:
 - Anthropic Messages (`POST /v1/messages`): `usage.input_tokens` EXCLUDES cache
   reads and writes; `cache_creation` splits writes by TTL. Streaming sends the
   full usage in `message_start` (output_tokens 1) and the cumulative counts in
-  `message_delta` (no TTL split there, as in the SDK's `MessageDeltaUsage`).
+  `message_delta` (no TTL split there, as in the SDK's `MessageDeltaUsage`); a
+  stream can break after that with an `error` event, as an overloaded API does.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ class Reply:
         service_tier: OpenAI: the tier the response reports (default: the one
             requested, "default" when none or "auto").
         status: an HTTP error status to answer with instead of a completion.
+        break_stream: Anthropic streaming: send an `error` event (overloaded)
+            right after `message_delta` delivered the usage, instead of
+            `message_stop`: the provider billed the call, the client sees a failure.
     """
 
     text: str = ""
@@ -71,6 +75,7 @@ class Reply:
     model: str | None = None
     service_tier: str | None = None
     status: int = 200
+    break_stream: bool = False
 
 
 @dataclass
@@ -544,4 +549,7 @@ class AnthropicServer(FakeServer):
             delta={"stop_reason": stop, "stop_sequence": None},
             usage=delta_usage,
         )
+        if reply.break_stream:
+            yield event("error", error={"type": "overloaded_error", "message": "Overloaded"})
+            return
         yield event("message_stop")
