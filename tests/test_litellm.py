@@ -9,11 +9,13 @@ Expected numbers are the ones the servers served, written out by hand.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,13 +149,36 @@ SHAPES = [
 ]
 
 
+def _close_leaked_loop() -> None:
+    """Close the event loop LiteLLM's sync path leaves on the main thread.
+
+    It calls the deprecated `asyncio.get_event_loop()` there, which creates and sets
+    a loop that nothing closes; once replaced (by `asyncio.run`) it is collected with
+    a ResourceWarning, an error in this suite.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            loop = asyncio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:
+            return
+    if not loop.is_running():
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
 @pytest.fixture(autouse=True)
-def _litellm_state() -> Iterator[None]:
-    """Quiet LiteLLM's console hints and leave no logger registered after a test."""
+def _litellm_state(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Quiet LiteLLM's console hints and leave no logger (or leaked loop) after a test."""
     litellm.suppress_debug_info = True
+    sync_test = not inspect.iscoroutinefunction(request.function)
+    if sync_test:
+        _close_leaked_loop()
     yield
     litellm.callbacks = []
     litellm.logging_callback_manager._reset_all_callbacks()  # type: ignore[no-untyped-call]
+    if sync_test:
+        _close_leaked_loop()
 
 
 @pytest.fixture(scope="module")

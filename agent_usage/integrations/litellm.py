@@ -42,16 +42,19 @@ from __future__ import annotations
 
 import datetime
 import logging
+import sys
 import threading
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from types import CodeType, FrameType
 from typing import Any
 
-from .._event import Call, Status, Tally
-from .._handler import EventSink, Exporter, Recorder
+from .._event import Call, Tally
 from .._pricing import PricesArg
+from .._scope import ActiveScopes, active_scopes, record_external_call
+from .._tracker import EventSink, Exporter, Scope, Tracker
 from .._usage import Usage, normalize_usage
 
 try:
@@ -69,8 +72,14 @@ logger = logging.getLogger(__name__)
 # LiteLLM call types whose response carries a chat/text completion usage. Embeddings,
 # images, the Responses API and the rest report other shapes or are not model calls.
 _COMPLETION_CALLS = frozenset({"completion", "acompletion", "text_completion", "atext_completion"})
-# How many call ids to remember, so a call LiteLLM reports twice is logged once.
-_SEEN_MAX = 4096
+# How many call ids to remember (reported-once check, routes of calls in flight). A
+# call LiteLLM never reports back (it drops callbacks under load) is forgotten FIFO.
+_REMEMBER = 4096
+# A call made by a LangChain chat model (ChatLiteLLM) inside a tracked scope: the
+# scope counts it through LangChain's callbacks, so the logger leaves it alone.
+_VIA_LANGCHAIN = "langchain"
+# How far up the caller's stack to look for a LangChain chat model (found at ~15).
+_MAX_DEPTH = 200
 
 
 class UsageLogger(CustomLogger):
@@ -78,6 +87,12 @@ class UsageLogger(CustomLogger):
 
     Register it with ``litellm.callbacks = [UsageLogger(log)]`` (or pass it in a
     call's ``callbacks``). One instance serves any number of concurrent calls.
+
+    Inside a tracked invoke (`track_usage`, `tracking()`, `UsageCallbackHandler`),
+    a call is counted in that invoke's event instead of getting its own, so each
+    token is logged once: a call made directly (e.g. from a tool) is added to
+    the invoke, and a call made by a LangChain chat model (`ChatLiteLLM`) is
+    already counted through LangChain's callbacks.
 
     Args:
         log: an `EventLog` (or anything with `append(event)`); None to export only.
@@ -88,6 +103,7 @@ class UsageLogger(CustomLogger):
 
     Raises:
         TypeError: when an argument has the wrong type.
+        ValueError: when `prices` is malformed.
     """
 
     def __init__(
@@ -102,20 +118,45 @@ class UsageLogger(CustomLogger):
         super().__init__()
         if session_id is not None and not isinstance(session_id, str):
             raise TypeError(f"session_id must be a str or None; got {session_id!r}")
-        self._recorder = Recorder(log, metadata=metadata, prices=prices, exporters=exporters)
+        self._tracker = Tracker(
+            log, session_id=session_id, metadata=metadata, prices=prices, exporters=exporters
+        )
         self._session_id = session_id
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._reported: OrderedDict[str, None] = OrderedDict()
+        # litellm_call_id -> where a call made inside tracked scopes is counted.
+        self._routes: OrderedDict[str, ActiveScopes | str] = OrderedDict()
         self._lock = threading.Lock()
 
     @property
     def failures(self) -> dict[str, int]:
         """How many times each telemetry step failed (each cause is logged once)."""
-        return self._recorder.failures.counts
+        return self._tracker.failures.counts
 
     def __repr__(self) -> str:
         return f"UsageLogger(session_id={self._session_id!r})"
 
-    # LiteLLM's hooks: thin shells around `_record`, which never raises.
+    # LiteLLM's hooks: thin shells that never raise.
+
+    def log_pre_api_call(self, model: Any, messages: Any, kwargs: Any) -> None:
+        """LiteLLM hook, in the caller's context before the request: note its tracked scopes.
+
+        The success and failure hooks run later, elsewhere (a thread pool, a bare
+        thread, a task), where the caller's tracked scopes may not be visible.
+        """
+        try:
+            call_id = kwargs.get("litellm_call_id") if isinstance(kwargs, Mapping) else None
+            if not call_id:
+                return
+            scopes = active_scopes()
+            if not scopes:
+                return
+            route = _VIA_LANGCHAIN if _inside_langchain_model() else scopes
+            with self._lock:
+                self._routes.setdefault(str(call_id), route)
+                if len(self._routes) > _REMEMBER:
+                    self._routes.popitem(last=False)
+        except Exception as exc:
+            self._tracker.failures.failed("noting a LiteLLM call's tracked scopes", exc)
 
     def log_success_event(
         self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
@@ -150,54 +191,66 @@ class UsageLogger(CustomLogger):
             if kwargs.get("call_type") not in _COMPLETION_CALLS:
                 return
             call_id = str(kwargs.get("litellm_call_id") or uuid.uuid4())
-            if not self._first_report(call_id):
+            first, route = self._first_report(call_id)
+            if not first or route == _VIA_LANGCHAIN:
                 return
             usage = _usage_of(kwargs, response_obj, failed=failed)
             if usage is None:
+                # A refused call spent nothing; the LangChain path does not count those either.
                 return
-            model = getattr(response_obj, "model", None) or kwargs.get("model") or "unknown"
+            model = str(getattr(response_obj, "model", None) or kwargs.get("model") or "unknown")
             provider = kwargs.get("custom_llm_provider")
-            self._emit(
-                Call(str(model), provider if isinstance(provider, str) else None, usage),
-                call_id=call_id,
-                session_id=self._session_of(kwargs),
-                status="error" if failed else "ok",
-                seconds=_seconds(start_time, end_time),
-            )
+            provider = provider if isinstance(provider, str) else None
+            if isinstance(route, ActiveScopes):
+                record_external_call(
+                    usage, model=model, provider=provider, key=call_id, within=route
+                )
+                return
+            self._emit(Call(model, provider, usage), call_id, kwargs, start_time, end_time, failed)
         except Exception as exc:
-            self._recorder.failures.failed("recording a LiteLLM call", exc)
+            self._tracker.failures.failed("recording a LiteLLM call", exc)
 
-    def _first_report(self, call_id: str) -> bool:
-        """True the first time a call id is seen (LiteLLM may report a call on two paths)."""
+    def _first_report(self, call_id: str) -> tuple[bool, ActiveScopes | str | None]:
+        """(whether this is the call's first report, where it is counted).
+
+        LiteLLM may report one call on two paths; only the first one counts.
+        """
         with self._lock:
-            if call_id in self._seen:
-                return False
-            self._seen[call_id] = None
-            if len(self._seen) > _SEEN_MAX:
-                self._seen.popitem(last=False)
-            return True
+            if call_id in self._reported:
+                return False, None
+            self._reported[call_id] = None
+            if len(self._reported) > _REMEMBER:
+                self._reported.popitem(last=False)
+            return True, self._routes.pop(call_id, None)
+
+    def _emit(
+        self,
+        call: Call,
+        call_id: str,
+        kwargs: Mapping[str, Any],
+        start_time: Any,
+        end_time: Any,
+        failed: bool,
+    ) -> None:
+        """Write the call's own event (a call outside any tracked scope)."""
+        scope = Scope(self._tracker, call_id, self._session_of(kwargs))
+        # duration_ms is measured from the tally's start: make it the call's own.
+        scope.tally = Tally(started=time.perf_counter() - _seconds(start_time, end_time))
+        scope.add(call)
+        error = kwargs.get("exception")
+        if failed and not isinstance(error, BaseException):
+            error = RuntimeError("the LiteLLM call failed")
+        # Not strict: an exception raised here would only reach LiteLLM's own logging.
+        try:
+            scope.finish(error if failed else None)
+        except Exception as exc:
+            self._tracker.failures.failed("writing the llm_usage event", exc)
 
     def _session_of(self, kwargs: Mapping[str, Any]) -> str | None:
         params = kwargs.get("litellm_params")
         metadata = params.get("metadata") if isinstance(params, Mapping) else None
         sid = metadata.get("session_id") if isinstance(metadata, Mapping) else None
         return self._session_id if sid is None else str(sid)
-
-    def _emit(
-        self,
-        call: Call,
-        *,
-        call_id: str,
-        session_id: str | None,
-        status: Status,
-        seconds: float,
-    ) -> None:
-        # The event's duration_ms is measured from the tally's start: the call's own.
-        tally = Tally(started=time.perf_counter() - seconds)
-        tally.calls.append(call)
-        self._recorder.emit(
-            tally, invoke_id=call_id, session_id=session_id, status=status, strict=False
-        )
 
 
 def _usage_of(kwargs: Mapping[str, Any], response_obj: Any, *, failed: bool) -> Usage | None:
@@ -218,3 +271,37 @@ def _seconds(start: Any, end: Any) -> float:
     if isinstance(start, datetime.datetime) and isinstance(end, datetime.datetime):
         return max(0.0, (end - start).total_seconds())
     return 0.0
+
+
+_model_codes: frozenset[CodeType] | None = None
+
+
+def _langchain_model_codes() -> frozenset[CodeType]:
+    """The code of langchain-core's methods that run a chat model's `_generate`/`_stream`."""
+    global _model_codes
+    if _model_codes is None:
+        from langchain_core.language_models.chat_models import BaseChatModel
+
+        names = ("_generate_with_cache", "_agenerate_with_cache", "stream", "astream")
+        codes = (getattr(getattr(BaseChatModel, name, None), "__code__", None) for name in names)
+        _model_codes = frozenset(c for c in codes if isinstance(c, CodeType))
+    return _model_codes
+
+
+def _inside_langchain_model() -> bool:
+    """Whether the caller is a LangChain chat model's generate or stream (ChatLiteLLM).
+
+    ChatLiteLLM's messages carry no provider response id that a tracked scope
+    could deduplicate on, so the call is recognised where it starts: LiteLLM's
+    pre-call hook runs inside the chat model's own frames (also for async calls,
+    which LiteLLM awaits in the same coroutine chain).
+    """
+    codes = _langchain_model_codes()
+    frame: FrameType | None = sys._getframe(1)
+    for _ in range(_MAX_DEPTH):
+        if frame is None:
+            return False
+        if frame.f_code in codes:
+            return True
+        frame = frame.f_back
+    return False
