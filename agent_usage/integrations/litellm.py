@@ -92,7 +92,9 @@ class UsageLogger(CustomLogger):
     a call is counted in that invoke's event instead of getting its own, so each
     token is logged once: a call made directly (e.g. from a tool) is added to
     the invoke, and a call made by a LangChain chat model (`ChatLiteLLM`) is
-    already counted through LangChain's callbacks.
+    already counted through LangChain's callbacks. LiteLLM reports a call only
+    after it returned: one reported after its invoke ended (a runnable that
+    returns right after the call) gets its own event, with a warning, once.
 
     Args:
         log: an `EventLog` (or anything with `append(event)`); None to export only.
@@ -126,6 +128,7 @@ class UsageLogger(CustomLogger):
         # litellm_call_id -> where a call made inside tracked scopes is counted.
         self._routes: OrderedDict[str, ActiveScopes | str] = OrderedDict()
         self._lock = threading.Lock()
+        self._warned_late = False
 
     @property
     def failures(self) -> dict[str, int]:
@@ -202,13 +205,25 @@ class UsageLogger(CustomLogger):
             provider = kwargs.get("custom_llm_provider")
             provider = provider if isinstance(provider, str) else None
             if isinstance(route, ActiveScopes):
-                record_external_call(
+                counted = record_external_call(
                     usage, model=model, provider=provider, key=call_id, within=route
                 )
-                return
+                if counted:
+                    return
+                # Every invoke it ran in had ended before LiteLLM reported it (its hooks
+                # run after the call returns): its own event, rather than lost.
+                self._late_once()
             self._emit(Call(model, provider, usage), call_id, kwargs, start_time, end_time, failed)
         except Exception as exc:
             self._tracker.failures.failed("recording a LiteLLM call", exc)
+
+    def _late_once(self) -> None:
+        if not self._warned_late:
+            self._warned_late = True
+            logger.warning(
+                "agent_usage: a LiteLLM call was reported after the tracked invoke it ran in "
+                "had ended; it is logged as its own llm_usage event"
+            )
 
     def _first_report(self, call_id: str) -> tuple[bool, ActiveScopes | str | None]:
         """(whether this is the call's first report, where it is counted).
