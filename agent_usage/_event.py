@@ -10,9 +10,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NamedTuple, TypedDict
 
 from ._pricing import Pricer
 from ._usage import Usage
@@ -69,29 +68,31 @@ class LlmUsageEvent(TypedDict, total=False):
     budget: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One chat-model call that reported usage."""
+class Call(NamedTuple):
+    """One chat-model call that reported usage (a tuple: built once per call, cheaply)."""
 
     model: str
     provider: str | None
     usage: Usage
 
 
-@dataclass(slots=True)
 class Tally:
     """The calls of one invoke, recorded as they end.
 
     Callbacks of one invoke may arrive from several threads; a list append is
     atomic under the GIL, so the counts are lists too rather than `+=` on ints.
     `cache_hits` are calls answered from LangChain's LLM cache: no request was
-    sent, so they carry no usage and no cost.
+    sent, so they carry no usage and no cost. (A plain class: one is built per
+    invoke, and a dataclass's default factories cost more than the rest.)
     """
 
-    started: float = field(default_factory=time.perf_counter)
-    calls: list[Call] = field(default_factory=list)
-    without_usage: list[None] = field(default_factory=list)
-    cache_hits: list[None] = field(default_factory=list)
+    __slots__ = ("cache_hits", "calls", "started", "without_usage")
+
+    def __init__(self, started: float | None = None) -> None:
+        self.started = time.perf_counter() if started is None else started  # perf_counter()
+        self.calls: list[Call] = []
+        self.without_usage: list[None] = []
+        self.cache_hits: list[None] = []
 
 
 def _token_fields(u: Usage) -> dict[str, Any]:
@@ -154,20 +155,28 @@ def build_event(
     models: dict[str, ModelUsage] = {}
     all_costs: list[float | None] = []
     all_savings: list[float | None] = []
+    total: Usage | None = None
     for name, group in by_model.items():
         # Priced call by call: long-context tiers apply per request, not per sum.
-        priced = [pricer.price(c.model, c.provider, c.usage) for c in group]
-        costs = [cost for cost, _ in priced]
-        savings = [saved for _, saved in priced]
-        provider = next((c.provider for c in group if c.provider), None)
-        row: dict[str, Any] = {"provider": provider, **_token_fields(_sum_usage(group))}
+        costs: list[float | None] = []
+        savings: list[float | None] = []
+        provider = None
+        for c in group:
+            cost, saved = pricer.price(c.model, c.provider, c.usage)
+            costs.append(cost)
+            savings.append(saved)
+            provider = provider or c.provider
+        usage = _sum_usage(group)
+        total = usage if total is None else total + usage
+        row: dict[str, Any] = {"provider": provider}
+        row.update(_token_fields(usage))
         row["llm_calls"] = len(group)
         row["cost_usd"] = _sum_money(costs)
         row["cache_savings_usd"] = _sum_money(savings)
         models[name] = row  # type: ignore[assignment]
         all_costs += costs
         all_savings += savings
-    total = _sum_usage(calls)
+    assert total is not None
 
     if model_label:
         model = model_label

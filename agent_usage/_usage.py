@@ -125,10 +125,11 @@ _TTL_1H_KEY = "ephemeral_1h_input_tokens"
 
 
 def _from_usage_metadata(um: Mapping[str, Any]) -> Usage:
-    parts: dict[str, int] = {}
+    # Runs once per model call: plain locals and inline checks, no helper calls.
+    read = creation = reasoning = ttl_5m = ttl_1h = None
     tier: str | None = None
     for details in (um.get("input_token_details"), um.get("output_token_details")):
-        if not isinstance(details, Mapping):
+        if not details or not isinstance(details, Mapping):
             continue
         for key, value in details.items():
             part = _DETAIL_PARTS.get(key)
@@ -137,24 +138,32 @@ def _from_usage_metadata(um: Mapping[str, Any]) -> Usage:
             if part == "tier":
                 tier = key
                 continue
-            n = _count(value)
-            if n is not None:
-                parts[part] = parts.get(part, 0) + n
+            if type(value) is not int or value < 0:
+                continue  # not reported (None, bool, float, negative)
+            if part == "read":
+                read = value if read is None else read + value
+            elif part == "creation":
+                creation = value if creation is None else creation + value
+            elif part == "reasoning":
+                reasoning = value if reasoning is None else reasoning + value
+            elif part == "ttl_5m":
+                ttl_5m = value if ttl_5m is None else ttl_5m + value
+            else:
+                ttl_1h = value if ttl_1h is None else ttl_1h + value
 
-    creation = parts.get("creation")
-    ttl_1h = parts.get("ttl_1h")
-    ttl_sum = _add(parts.get("ttl_5m"), ttl_1h)
-    if ttl_sum is not None and not creation:
+    if (ttl_5m is not None or ttl_1h is not None) and not creation:
         # The TTL split is the only true figure when the generic key says 0.
-        creation = ttl_sum
+        creation = (ttl_5m or 0) + (ttl_1h or 0)
 
+    inp = um.get("input_tokens")
+    out = um.get("output_tokens")
     return Usage(
-        input_tokens=_count(um.get("input_tokens")),
-        output_tokens=_count(um.get("output_tokens")),
-        cache_read_input_tokens=parts.get("read"),
+        input_tokens=inp if type(inp) is int and inp >= 0 else None,
+        output_tokens=out if type(out) is int and out >= 0 else None,
+        cache_read_input_tokens=read,
         cache_creation_input_tokens=creation,
         cache_creation_1h_input_tokens=ttl_1h,
-        reasoning_tokens=parts.get("reasoning"),
+        reasoning_tokens=reasoning,
         service_tier=tier,
     )
 
@@ -349,12 +358,11 @@ def normalize_usage(source: object, *, raw: Mapping[str, Any] | None = None) -> 
 
 
 def _normalize(source: object, raw: Mapping[str, Any] | None) -> Usage | None:
-    if isinstance(source, Mapping):
-        um: object = source
-        response_metadata: object = None
-    else:
-        um = getattr(source, "usage_metadata", None)
-        response_metadata = getattr(source, "response_metadata", None)
+    # A message first: `isinstance(message, Mapping)` is a slow ABC miss.
+    um: object = getattr(source, "usage_metadata", None)
+    response_metadata: object = getattr(source, "response_metadata", None)
+    if um is None and response_metadata is None and isinstance(source, Mapping):
+        um = source
 
     usage: Usage | None = None
     if isinstance(um, Mapping) and ("input_tokens" in um or "output_tokens" in um):

@@ -74,6 +74,17 @@ class TrackedRunnable(RunnableBinding[Any, Any]):
             bound=runnable, config=self.config, config_factories=self.config_factories
         )
 
+    def _merge_configs(self, *configs: RunnableConfig | None) -> RunnableConfig:
+        # The common case (nothing bound, only the tracker's factory, one call
+        # config) is a copy plus a run id: LangChain's two merge_configs passes
+        # cost more than everything else the wrapper does per call.
+        if len(configs) != 1 or self.config or len(self.config_factories) != 1:
+            return super()._merge_configs(*configs)
+        config: Any = dict(configs[0]) if configs[0] else {}
+        if config.get("run_id") is None:
+            config["run_id"] = uuid.uuid4()
+        return config  # type: ignore[no-any-return]
+
     def __getattr__(self, name: str) -> Any:
         attr = super().__getattr__(name)
         if not callable(attr) or isinstance(attr, (type, Runnable)):

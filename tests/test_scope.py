@@ -395,3 +395,29 @@ def test_capture_events_collects_every_event_written_in_the_block(tmp_path: Path
         ("other", 10),
     ]
     assert [e["event_id"] for e in inner] == [e["event_id"] for e in events(path)]
+
+
+@pytest.mark.parametrize("method", ["invoke", "stream", "ainvoke"])
+async def test_parallel_branches_in_langgraph_threads_with_own_callbacks(
+    tmp_path: Path, method: str
+) -> None:
+    """Fan-out branches run on LangGraph's executor threads; own callbacks there still count."""
+    path = tmp_path / "events.jsonl"
+    m = model(1)
+
+    def branch(state: State) -> dict[str, Any]:
+        return {"messages": [m.invoke(state["messages"], {"callbacks": []})]}
+
+    g = StateGraph(State)
+    for name in ("a", "b", "c"):
+        g.add_node(name, branch)
+        g.add_edge(START, name)
+        g.add_edge(name, END)
+    tracked = track_usage(g.compile(), EventLog(path))
+    if method == "invoke":
+        tracked.invoke(INPUT)
+    elif method == "stream":
+        list(tracked.stream(INPUT, stream_mode="updates"))
+    else:
+        await tracked.ainvoke(INPUT)
+    assert totals(path) == [(30, 3, 3)]
