@@ -8,61 +8,37 @@ Expected numbers are the ones the servers served, written out by hand.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-import logging
 import subprocess
 import sys
-import threading
 import time
-import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import litellm
 import pytest
-from litellm.integrations.custom_logger import CustomLogger
 from providers import AnthropicServer, OpenAIServer, Reply
+from providers.litellm_support import (
+    LITELLM_MARKS,
+    PRICES,
+    FailureSeen,
+    call_kwargs,
+    litellm_state,  # noqa: F401  (LITELLM_MARKS uses it)
+    logged,
+    numbers,
+    register,
+    run_call,
+    wait_for,
+)
 from providers.truncated import TruncatedAnthropicServer
 
-from agent_usage import EventLog, read_events
+from agent_usage import EventLog
 from agent_usage.exporters.posthog import generation_properties
 from agent_usage.integrations.litellm import UsageLogger
 
 pytest_plugins = ["providers.fixtures"]
-# litellm 1.110's own warnings (a module it imports on first call makes pydantic warn;
-# its streaming path uses deprecated asyncio/pydantic calls). Warnings are errors here, and
-# an error inside LiteLLM's logging thread would silently drop the callback under test.
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:Item.* `ReadOnly` qualifier:UserWarning"),
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:litellm"),
-]
-
-MESSAGES = [{"role": "user", "content": "hi"}]
-# Rates (USD per million tokens) given to the logger, so each expected cost below is
-# plain arithmetic on the served numbers.
-PRICES = {
-    "gpt-5-mini": {"input": 0.25, "output": 2.0, "cache_read": 0.025},
-    "claude-sonnet-4-6": {
-        "input": 3.0,
-        "output": 15.0,
-        "cache_read": 0.3,
-        "cache_write": 3.75,
-        "cache_write_1h": 6.0,
-    },
-}
-TOKEN_KEYS = (
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "reasoning_tokens",
-    "cache_creation_1h_input_tokens",
-)
-WAIT_S = 10.0
+pytestmark = LITELLM_MARKS
 
 
 @dataclass(frozen=True)
@@ -149,38 +125,6 @@ SHAPES = [
 ]
 
 
-def _close_leaked_loop() -> None:
-    """Close the event loop LiteLLM's sync path leaves on the main thread.
-
-    It calls the deprecated `asyncio.get_event_loop()` there, which creates and sets
-    a loop that nothing closes; once replaced (by `asyncio.run`) it is collected with
-    a ResourceWarning, an error in this suite.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            loop = asyncio.get_event_loop_policy().get_event_loop()
-        except RuntimeError:
-            return
-    if not loop.is_running():
-        loop.close()
-        asyncio.set_event_loop(None)
-
-
-@pytest.fixture(autouse=True)
-def _litellm_state(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Quiet LiteLLM's console hints and leave no logger (or leaked loop) after a test."""
-    litellm.suppress_debug_info = True
-    sync_test = not inspect.iscoroutinefunction(request.function)
-    if sync_test:
-        _close_leaked_loop()
-    yield
-    litellm.callbacks = []
-    litellm.logging_callback_manager._reset_all_callbacks()  # type: ignore[no-untyped-call]
-    if sync_test:
-        _close_leaked_loop()
-
-
 @pytest.fixture(scope="module")
 def truncated_anthropic() -> Iterator[TruncatedAnthropicServer]:
     with TruncatedAnthropicServer() as server:
@@ -190,81 +134,6 @@ def truncated_anthropic() -> Iterator[TruncatedAnthropicServer]:
 @pytest.fixture
 def servers(openai_server: OpenAIServer, anthropic_server: AnthropicServer) -> dict[str, Any]:
     return {"openai": openai_server, "anthropic": anthropic_server}
-
-
-def register(logger: UsageLogger) -> UsageLogger:
-    litellm.callbacks = [logger]
-    return logger
-
-
-def call_kwargs(server: Any, model: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "model": model,
-        "messages": MESSAGES,
-        "api_base": server.url,
-        "api_key": "sk-test",
-        "num_retries": 0,
-        **extra,
-    }
-
-
-def logged(path: Path) -> list[dict[str, Any]]:
-    return list(read_events(path, types={"llm_usage"})) if path.exists() else []
-
-
-def wait_for(check: Callable[[], bool], timeout: float = WAIT_S) -> None:
-    """Poll until `check()` holds (LiteLLM calls back after the call returned)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out waiting for LiteLLM's callback"
-        time.sleep(0.01)
-
-
-async def await_for(check: Callable[[], bool], timeout: float = WAIT_S) -> None:
-    """`wait_for` for async tests: the callback runs on this loop, so yield to it."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out waiting for LiteLLM's callback"
-        await asyncio.sleep(0.01)
-
-
-def numbers(event: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: event[k] for k in TOKEN_KEYS if k in event}
-
-
-def run_call(
-    kwargs: dict[str, Any],
-    *,
-    stream: bool,
-    is_async: bool,
-    until: Callable[[], bool] = lambda: True,
-) -> None:
-    """One LiteLLM call, consumed to the end, sync or async; then wait for `until`.
-
-    Async: the wait happens on the call's loop, where LiteLLM's logging task runs.
-    """
-    if stream:
-        kwargs = {**kwargs, "stream": True, "stream_options": {"include_usage": True}}
-    if not is_async:
-        try:
-            response = litellm.completion(**kwargs)
-            if stream:
-                for _ in response:
-                    pass
-        finally:
-            wait_for(until)
-        return
-
-    async def go() -> None:
-        try:
-            response = await litellm.acompletion(**kwargs)
-            if stream:
-                async for _ in response:
-                    pass
-        finally:
-            await await_for(until)
-
-    asyncio.run(go())
 
 
 # -- one event per call, every shape, every way of calling -----------------------
@@ -334,24 +203,6 @@ def test_metadata_and_invoke_id(tmp_path: Path, openai_server: OpenAIServer) -> 
 # -- failures -----------------------------------------------------------------
 
 
-class FailureSeen(CustomLogger):
-    """A plain LiteLLM callback that counts failure reports (registered after ours)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
-
-    def log_failure_event(
-        self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
-    ) -> None:
-        self.calls += 1
-
-    async def async_log_failure_event(
-        self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
-    ) -> None:
-        self.calls += 1
-
-
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 def test_http_error_reaches_caller_and_logs_nothing(
     tmp_path: Path, openai_server: OpenAIServer, is_async: bool
@@ -406,149 +257,6 @@ def test_interrupted_stream_logs_error_with_reported_usage(
     ):
         assert event[key] == served[key], key
     assert 0 < event["output_tokens"] < served["output_tokens"]
-
-
-# -- where LiteLLM calls back, and that the logger never gets in its way ----------
-
-
-class RecordingSink:
-    """An event sink that notes the thread and event loop each append ran on."""
-
-    def __init__(self, block: threading.Event | None = None) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.threads: list[threading.Thread] = []
-        self.loops: list[asyncio.AbstractEventLoop | None] = []
-        self.block = block
-
-    def append(self, event: Mapping[str, Any]) -> None:
-        self.threads.append(threading.current_thread())
-        try:
-            self.loops.append(asyncio.get_running_loop())
-        except RuntimeError:
-            self.loops.append(None)
-        if self.block is not None:
-            self.block.wait(WAIT_S)
-        self.events.append(dict(event))
-
-
-@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
-def test_sync_calls_are_logged_on_litellm_threads(
-    openai_server: OpenAIServer, stream: bool
-) -> None:
-    """Sync calls: the logger runs on LiteLLM's logging threads, after the call returned."""
-    release = threading.Event()
-    openai_server.script(Reply(text="a b", usage=SHAPES[0].usage))
-    sink = RecordingSink(block=release)
-    register(UsageLogger(sink, prices=PRICES))
-
-    started = time.monotonic()
-    run_call(call_kwargs(openai_server, "openai/gpt-5-mini"), stream=stream, is_async=False)
-    returned = time.monotonic() - started
-
-    # The sink is stuck in append, yet the call has returned: the logger is off its path.
-    wait_for(lambda: len(sink.threads) == 1)
-    assert sink.events == []
-    assert returned < WAIT_S
-    release.set()
-    wait_for(lambda: len(sink.events) == 1)
-    assert sink.threads[0] is not threading.main_thread()
-    assert sink.threads[0].name.startswith("litellm-logging")
-    assert sink.loops == [None]
-
-
-@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
-async def test_async_calls_are_logged_in_a_task_on_the_callers_loop(
-    openai_server: OpenAIServer, stream: bool
-) -> None:
-    """acompletion: the logger runs on the caller's loop, in LiteLLM's task, after the return."""
-    openai_server.script(Reply(text="a b", usage=SHAPES[0].usage))
-    sink = RecordingSink()
-    register(UsageLogger(sink, prices=PRICES))
-    kwargs = call_kwargs(openai_server, "openai/gpt-5-mini")
-    if stream:
-        kwargs.update(stream=True, stream_options={"include_usage": True})
-
-    response = await litellm.acompletion(**kwargs)
-    if stream:
-        async for _ in response:
-            pass
-    assert sink.events == []  # nothing ran inside the call itself
-
-    await await_for(lambda: len(sink.events) == 1)
-    assert sink.loops == [asyncio.get_running_loop()]
-    assert sink.threads == [threading.current_thread()]
-
-
-def test_never_raises_into_litellm(
-    openai_server: OpenAIServer, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A sink and an exporter that raise: the call is unaffected, failures counted, logged once."""
-
-    class Broken:
-        def append(self, event: Mapping[str, Any]) -> None:
-            raise OSError("disk full")
-
-        def export(self, event: Mapping[str, Any]) -> None:
-            raise RuntimeError("exporter down")
-
-    broken = Broken()
-    openai_server.script(*[Reply(text="x", usage=SHAPES[0].usage)] * 3)
-    logger = register(UsageLogger(broken, exporters=[broken], prices=PRICES))
-
-    with caplog.at_level(logging.WARNING):
-        for _ in range(3):
-            response = litellm.completion(**call_kwargs(openai_server, "openai/gpt-5-mini"))
-            assert response.choices[0].message.content == "x"
-        wait_for(lambda: sum(logger.failures.values()) == 6)
-
-    assert logger.failures == {"writing the llm_usage event": 3, "exporting to Broken": 3}
-    ours = [r for r in caplog.records if r.name.startswith("agent_usage")]
-    assert len(ours) == 2  # once per cause
-    # LiteLLM never saw an exception from its callback.
-    assert not [r for r in caplog.records if r.name.startswith("LiteLLM") and r.exc_info]
-
-
-def test_concurrent_calls_never_mix(tmp_path: Path, anthropic_server: AnthropicServer) -> None:
-    """Calls from many threads and tasks at once: one event each, its own session and usage."""
-    n = 12
-    # Each reply bills a distinct input, so every event can be traced to one reply.
-    anthropic_server.script(
-        *[
-            Reply(text="ok", usage={"input_tokens": 10 + i, "output_tokens": 1})
-            for i in range(2 * n)
-        ]
-    )
-    path = tmp_path / "events.jsonl"
-    register(UsageLogger(EventLog(path), prices=PRICES))
-    kwargs = call_kwargs(anthropic_server, "anthropic/claude-sonnet-4-6")
-
-    threads = [
-        threading.Thread(
-            target=litellm.completion, kwargs={**kwargs, "metadata": {"session_id": f"t{i}"}}
-        )
-        for i in range(n)
-    ]
-
-    async def tasks() -> None:
-        await asyncio.gather(
-            *[litellm.acompletion(**kwargs, metadata={"session_id": f"a{i}"}) for i in range(n)]
-        )
-        # LiteLLM logs these in tasks on this loop: wait for them before it closes.
-        await await_for(lambda: sum(e["session_id"][0] == "a" for e in logged(path)) == n)
-
-    for t in threads:
-        t.start()
-    asyncio.run(tasks())
-    for t in threads:
-        t.join(WAIT_S)
-    wait_for(lambda: len(logged(path)) == 2 * n)
-
-    events = logged(path)
-    assert sorted(e["session_id"] for e in events) == sorted(
-        [f"t{i}" for i in range(n)] + [f"a{i}" for i in range(n)]
-    )
-    assert sorted(e["input_tokens"] for e in events) == [10 + i for i in range(2 * n)]
-    assert len({e["invoke_id"] for e in events}) == 2 * n
 
 
 # -- the PostHog mapping gets the whole picture ----------------------------------

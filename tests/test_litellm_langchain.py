@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +21,20 @@ from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
 from langchain_litellm import ChatLiteLLM
 from providers import AnthropicServer, OpenAIServer, Reply, ToolCall
-from test_litellm import PRICES, TOKEN_KEYS, _close_leaked_loop, logged, wait_for
+from providers.litellm_support import (
+    LITELLM_MARKS,
+    PRICES,
+    litellm_state,  # noqa: F401  (LITELLM_MARKS uses it)
+    logged,
+    numbers,
+    wait_for,
+)
 
 from agent_usage import EventLog, track_usage, tracking
 from agent_usage.integrations.litellm import UsageLogger
 
 pytest_plugins = ["providers.fixtures"]
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:Item.* `ReadOnly` qualifier:UserWarning"),
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:litellm"),
-]
+pytestmark = LITELLM_MARKS
 
 LOOKUP = ToolCall(name="look_up", args={"topic": "tides"}, id="call_1")
 # What the servers bill, in their own wire formats.
@@ -82,20 +85,6 @@ ANTHROPIC_AGENT = {
     "cache_creation_1h_input_tokens": 400,
     "reasoning_tokens": 0,
 }
-
-
-@pytest.fixture(autouse=True)
-def _litellm_state() -> Iterator[None]:
-    litellm.suppress_debug_info = True
-    _close_leaked_loop()
-    yield
-    litellm.callbacks = []
-    litellm.logging_callback_manager._reset_all_callbacks()  # type: ignore[no-untyped-call]
-    _close_leaked_loop()
-
-
-def numbers(event: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: event[k] for k in TOKEN_KEYS if k in event}
 
 
 @tool
