@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from typing import Any, Literal, NamedTuple, TypedDict
 
 from ._pricing import Pricer
@@ -95,27 +94,63 @@ class Tally:
         self.cache_hits: list[None] = []
 
 
-def _token_fields(u: Usage) -> dict[str, Any]:
-    inp = u.input_tokens or 0
-    out = u.output_tokens or 0
+_TOKEN_KEYS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "reasoning_tokens",
+)
+
+
+def _token_fields(usages: list[Usage]) -> tuple[dict[str, Any], frozenset[str]]:
+    """The summed token fields of some calls (event names), and their flags.
+
+    Plain int sums: no intermediate `Usage` per addition (one is built per call
+    already, and building more costs more than the sums).
+    """
+    inp = out = read = creation = reasoning = 0
+    one_hour: int | None = None
+    flags: frozenset[str] = frozenset()
+    for u in usages:
+        inp += u.input_tokens or 0
+        out += u.output_tokens or 0
+        read += u.cache_read_input_tokens or 0
+        creation += u.cache_creation_input_tokens or 0
+        reasoning += u.reasoning_tokens or 0
+        if u.cache_creation_1h_input_tokens is not None:
+            one_hour = (one_hour or 0) + u.cache_creation_1h_input_tokens
+        if u.flags:
+            flags = flags | u.flags
     row: dict[str, Any] = {
         "input_tokens": inp,
         "output_tokens": out,
         "total_tokens": inp + out,
-        "cache_read_input_tokens": u.cache_read_input_tokens or 0,
-        "cache_creation_input_tokens": u.cache_creation_input_tokens or 0,
-        "reasoning_tokens": u.reasoning_tokens or 0,
+        "cache_read_input_tokens": read,
+        "cache_creation_input_tokens": creation,
+        "reasoning_tokens": reasoning,
     }
-    if u.cache_creation_1h_input_tokens is not None:
-        row["cache_creation_1h_input_tokens"] = u.cache_creation_1h_input_tokens
-    return row
+    if one_hour is not None:
+        row["cache_creation_1h_input_tokens"] = one_hour
+    return row, flags
 
 
-def _sum_usage(calls: list[Call]) -> Usage:
-    total = calls[0].usage
-    for call in calls[1:]:
-        total = total + call.usage
-    return total
+_stamp: tuple[int, str] = (-1, "")
+
+
+def _now_iso() -> str:
+    """`datetime.now(timezone.utc).isoformat()` with microseconds always shown, cheaply.
+
+    The seconds part is formatted once per second (the datetime call costs more
+    than the rest of the event).
+    """
+    global _stamp
+    now = time.time()
+    second = int(now)
+    cached = _stamp
+    if cached[0] != second:
+        cached = _stamp = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{cached[1]}.{int((now - second) * 1e6):06d}+00:00"
 
 
 def _sum_money(values: list[float | None]) -> float | None:
@@ -148,14 +183,14 @@ def build_event(
         return None
     duration_ms = (time.perf_counter() - tally.started) * 1000.0
 
-    by_model: dict[str, list[Call]] = {}
-    for call in calls:
-        by_model.setdefault(call.model, []).append(call)
-
     models: dict[str, ModelUsage] = {}
     all_costs: list[float | None] = []
     all_savings: list[float | None] = []
-    total: Usage | None = None
+    by_model: dict[str, list[Call]] = {}
+    for call in calls:
+        by_model.setdefault(call.model, []).append(call)
+    totals: dict[str, Any] | None = None
+    flags: frozenset[str] = frozenset()
     for name, group in by_model.items():
         # Priced call by call: long-context tiers apply per request, not per sum.
         costs: list[float | None] = []
@@ -166,17 +201,18 @@ def build_event(
             costs.append(cost)
             savings.append(saved)
             provider = provider or c.provider
-        usage = _sum_usage(group)
-        total = usage if total is None else total + usage
-        row: dict[str, Any] = {"provider": provider}
-        row.update(_token_fields(usage))
+        tokens, flags = _token_fields([c.usage for c in group])
+        if len(by_model) == 1:
+            totals = tokens  # one model: its row is the total (the common case)
+        row: dict[str, Any] = {"provider": provider, **tokens}
         row["llm_calls"] = len(group)
         row["cost_usd"] = _sum_money(costs)
         row["cache_savings_usd"] = _sum_money(savings)
         models[name] = row  # type: ignore[assignment]
         all_costs += costs
         all_savings += savings
-    assert total is not None
+    if totals is None:
+        totals, flags = _token_fields([c.usage for c in calls])
 
     if model_label:
         model = model_label
@@ -190,20 +226,20 @@ def build_event(
         "schema": SCHEMA,
         "event_id": os.urandom(16).hex(),
         "invoke_id": invoke_id,
-        "timestamp": datetime.now(timezone.utc).isoformat(),
+        "timestamp": _now_iso(),
         "session_id": session_id,
         "model": model,
         "status": status,
         "duration_ms": round(duration_ms, 3),
-        **_token_fields(total),
+        **totals,
         "llm_calls": len(calls),
         "llm_calls_without_usage": len(tally.without_usage),
         "cost_usd": _sum_money(all_costs),
         "cache_savings_usd": _sum_money(all_savings),
         "models": models,
     }
-    if total.flags:
-        event["flags"] = sorted(total.flags)
+    if flags:
+        event["flags"] = sorted(flags)
     if metadata:
         event["metadata"] = dict(metadata)
     if tally.cache_hits:

@@ -4,13 +4,13 @@ A `Scope` is one tracked invoke: it collects the usage of every chat-model call
 made while it is active and writes one event when it ends. Which scopes are
 active is held in one context variable, `_current`, registered once per process
 with langchain-core's configure hook (`register_configure_hook`, when the first
-tracker is built). Every callback
-manager LangChain configures while a scope is active therefore gets the handler
-stored there, also for code that passes its own `callbacks` (which replace the
-inherited ones), and also in asyncio tasks and executor threads, which copy the
-context. Entering a scope sets the variable and leaving it resets it: no hook is
-added per scope, so ten thousand scopes cost later invokes nothing (unlike
-`get_usage_metadata_callback`, langchain issue 32300).
+tracker is built). Every callback manager LangChain configures while a scope is
+active therefore gets the handler stored there, also for code that passes its
+own `callbacks` (which replace the inherited ones), and also in asyncio tasks
+and executor threads, which copy the context. Entering a scope sets the
+variable and leaving it resets it: no hook is added per scope, so ten thousand
+scopes cost later invokes nothing (unlike `get_usage_metadata_callback`,
+langchain issue 32300).
 
 The variable holds either a `_Frame` (the scopes of the tracked invokes running
 here, outermost first) or a root tracker (a `tracking()` block waiting for root

@@ -12,12 +12,12 @@ every other composition call this object's methods. Each `invoke`, `ainvoke`,
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping, Sequence
 from functools import wraps
 from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
+from langchain_core.utils.uuid import uuid7
 
 from ._pricing import PricesArg
 from ._scope import Invoke, _current, register_hook, warn_untracked
@@ -27,7 +27,11 @@ __all__ = ["TrackedRunnable", "track_usage"]
 
 
 class _TrackerFactory:
-    """The per-call config factory that marks a binding as tracked: a run id per call."""
+    """The per-call config factory that marks a binding as tracked: a run id per call.
+
+    The run id is a UUIDv7, as LangChain gives its own root runs, so the event's
+    `invoke_id` is the root run's id in any tracer too.
+    """
 
     __slots__ = ("tracker",)
 
@@ -36,7 +40,7 @@ class _TrackerFactory:
 
     def __call__(self, config: RunnableConfig) -> RunnableConfig:
         if config.get("run_id") is None:
-            return {"run_id": uuid.uuid4()}
+            return {"run_id": uuid7()}
         return {}
 
 
@@ -82,7 +86,7 @@ class TrackedRunnable(RunnableBinding[Any, Any]):
             return super()._merge_configs(*configs)
         config: Any = dict(configs[0]) if configs[0] else {}
         if config.get("run_id") is None:
-            config["run_id"] = uuid.uuid4()
+            config["run_id"] = uuid7()
         return config  # type: ignore[no-any-return]
 
     def __getattr__(self, name: str) -> Any:

@@ -33,7 +33,7 @@ tracked <= 0.35 of langfuse and of posthog; tool-agent tracked/untracked <= 1.12
 `--profile` also times agent_usage's own steps per event (build incl. pricing,
 encode, write).
 
-Usage: python bench/overhead.py [--invokes N] [--rounds R] [--profile]
+Usage: python bench/overhead.py [--invokes N] [--rounds R] [--profile] [--clock cpu|wall]
 """
 
 from __future__ import annotations
@@ -192,18 +192,23 @@ def variants(graph: Any, inputs: Any, tmp: Path, handlers: dict[str, Any]) -> di
     }
 
 
-async def timed(fn: Variant, n: int) -> float:
-    """CPU seconds of the process per call over n sequential calls.
+CLOCK: Callable[[], float] = time.process_time
+CLOCK_NAME = "CPU"
 
-    CPU time, all threads (the handlers' background threads included), rather
-    than wall time: on a shared machine wall time mostly measures the wait for
-    a core. Configure hooks leaked by the calls are removed after.
+
+async def timed(fn: Variant, n: int) -> float:
+    """Seconds per call over n sequential calls, on `CLOCK`.
+
+    By default the process's CPU time, all threads (the handlers' background
+    threads included): on a shared machine wall time mostly measures the wait
+    for a core (`--clock wall` measures latency instead). Configure hooks leaked
+    by the calls are removed after.
     """
     hooks = len(_configure_hooks)
-    start = time.process_time()
+    start = CLOCK()
     for _ in range(n):
         await fn()
-    elapsed = (time.process_time() - start) / n
+    elapsed = (CLOCK() - start) / n
     del _configure_hooks[hooks:]
     return elapsed
 
@@ -235,7 +240,7 @@ async def measure(name: str, fns: dict[str, Variant], invokes: int, rounds: int)
             samples[k].append(await timed(fn, invokes))
     result = Samples(samples)
     print(
-        f"overhead: {name}: {rounds} rounds x {invokes} ainvokes, median CPU per invoke: "
+        f"overhead: {name}: {rounds} rounds x {invokes} ainvokes, median {CLOCK_NAME} per invoke: "
         + ", ".join(f"{k} {result.median(k) * 1e6:.0f} us" for k in fns)
     )
     return result
@@ -323,8 +328,11 @@ async def main(invokes: int, rounds: int, with_profile: bool) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--invokes", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--invokes", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
     ns = parser.parse_args()
+    if ns.clock == "wall":
+        CLOCK, CLOCK_NAME = time.perf_counter, "wall time"
     asyncio.run(main(ns.invokes, ns.rounds, ns.profile))

@@ -172,3 +172,23 @@ def test_session_callable_sees_the_same_config_shape_as_the_wrappers(tmp_path: P
         "hi", {"callbacks": [handler], "metadata": {"user": "ann", "thread_id": "t1"}}
     )
     assert events(path)[0]["session_id"] == "ann@t1"
+
+
+def test_handler_on_a_tracked_invoke_and_inside_a_block_each_write_once(tmp_path: Path) -> None:
+    """Handler + wrapper on one invoke, then handler + block on one root: each counts once."""
+    from agent_usage import track_usage, tracking
+
+    paths = {name: tmp_path / f"{name}.jsonl" for name in ("handler", "wrapper", "block")}
+    handler = UsageCallbackHandler(EventLog(paths["handler"]))
+    m = model((10, 1), (20, 2), (30, 3))
+    g = graph(
+        lambda s: {"messages": [m.invoke(s["messages"])]},
+        lambda s: {"messages": [m.invoke(s["messages"], {"callbacks": []})]},
+    )
+    track_usage(g, EventLog(paths["wrapper"])).invoke(INPUT, {"callbacks": [handler]})
+    with tracking(EventLog(paths["block"])):
+        g.invoke(INPUT, {"callbacks": [handler]})  # two root trackers on one root
+        m.invoke("a later root in the block")  # the block still tracks after it
+    assert summary(paths["wrapper"]) == [("ok", 30, 3, 2)]
+    assert summary(paths["handler"]) == [("ok", 30, 3, 2), ("ok", 40, 4, 2)]
+    assert summary(paths["block"]) == [("ok", 20, 2, 1), ("ok", 40, 4, 2)]

@@ -111,7 +111,7 @@ def helper_tool(call_helper: Callable[[str], str]) -> Any:
     return look_up
 
 
-OWN_CALLBACKS = {
+OWN_CALLBACKS: dict[str, Callable[[ChatAnthropic, Noted], Callable[[str], str]]] = {
     "invoke-config": lambda helper, noted: (
         lambda topic: str(helper.invoke(topic, config={"callbacks": [noted]}).content)
     ),
@@ -155,7 +155,7 @@ async def test_model_in_a_tool_with_its_own_callbacks_is_counted(
     }
 
 
-INNER = {
+INNER: dict[str, Callable[[ChatAnthropic, EventLog], Any]] = {
     "tracked-chain": lambda helper, log: track_usage(
         ChatPromptTemplate.from_messages([("human", "{topic}")]) | helper | StrOutputParser(),
         log,
