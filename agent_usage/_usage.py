@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 __all__ = ["Usage", "normalize_failures", "normalize_usage"]
@@ -180,6 +180,9 @@ class _RawShape:
     cache_read: tuple[str, ...] = ()
     cache_creation: tuple[str, ...] = ()
     reasoning: tuple[str, ...] = ()
+    # Cache writes by TTL, where the shape reports the split under its own paths.
+    cache_creation_5m: tuple[str, ...] = ()
+    cache_creation_1h: tuple[str, ...] = ()
     # True when `input` excludes cache reads/writes and they must be added back.
     input_excludes_cache: bool = False
 
@@ -189,11 +192,30 @@ class _RawShape:
 _RAW_SHAPES: tuple[_RawShape, ...] = (
     # OpenAI chat completions (langchain-openai "token_usage", and OpenAI-compatible
     # integrations such as langchain-groq, langchain-deepseek, langchain-mistralai).
+    # Also LiteLLM's `Usage` (its logger's response.usage, langchain-litellm's
+    # "token_usage"), which is this shape for every provider: prompt_tokens already
+    # includes cache reads and writes (LiteLLM adds Anthropic's back); writes sit under
+    # cache_creation_input_tokens / prompt_tokens_details.cache_creation_tokens and
+    # their TTL split under prompt_tokens_details.cache_creation_token_details.
     _RawShape(
         input="prompt_tokens",
         output="completion_tokens",
-        cache_read=("prompt_tokens_details.cached_tokens", "prompt_cache_hit_tokens"),
+        cache_read=(
+            "prompt_tokens_details.cached_tokens",
+            "prompt_cache_hit_tokens",
+            "cache_read_input_tokens",
+        ),
+        cache_creation=(
+            "cache_creation_input_tokens",
+            "prompt_tokens_details.cache_creation_tokens",
+        ),
         reasoning=("completion_tokens_details.reasoning_tokens",),
+        cache_creation_5m=(
+            "prompt_tokens_details.cache_creation_token_details.ephemeral_5m_input_tokens",
+        ),
+        cache_creation_1h=(
+            "prompt_tokens_details.cache_creation_token_details.ephemeral_1h_input_tokens",
+        ),
     ),
     # Anthropic Messages API "usage": input_tokens excludes cache reads and writes.
     _RawShape(
@@ -248,14 +270,16 @@ def _from_raw(raw: Mapping[str, Any]) -> Usage | None:
         out = _count(raw.get(shape.output))
         read = _first(raw, shape.cache_read)
         creation = _first(raw, shape.cache_creation)
-        ttl_1h = None
+        ttl_5m = _first(raw, shape.cache_creation_5m)
+        ttl_1h = _first(raw, shape.cache_creation_1h)
         split = raw.get("cache_creation")
         if isinstance(split, Mapping):
             # Anthropic API: {"ephemeral_5m_input_tokens": .., "ephemeral_1h_input_tokens": ..}
+            ttl_5m = _count(split.get(_TTL_5M_KEY))
             ttl_1h = _count(split.get(_TTL_1H_KEY))
-            ttl_sum = _add(_count(split.get(_TTL_5M_KEY)), ttl_1h)
-            if ttl_sum and not creation:
-                creation = ttl_sum
+        ttl_sum = _add(ttl_5m, ttl_1h)
+        if ttl_sum and not creation:
+            creation = ttl_sum
         if shape.input_excludes_cache and inp is not None:
             inp += (read or 0) + (creation or 0)
         # Gemini reports thoughts outside candidates_token_count.
@@ -349,9 +373,29 @@ def _normalize(source: object, raw: Mapping[str, Any] | None) -> Usage | None:
             usage = _raw_usage(container)
             if usage is not None:
                 break
+    elif usage.cache_creation_input_tokens and usage.cache_creation_1h_input_tokens is None:
+        # langchain-litellm: reports cache writes but drops the TTL split that LiteLLM's
+        # raw usage (its "token_usage") still carries.
+        usage = _with_raw_ttl(usage, response_metadata, raw)
     if usage is None or not usage.has_usage:
         return None
     return _flagged(usage)
+
+
+def _with_raw_ttl(usage: Usage, *containers: object) -> Usage:
+    """`usage` with the 1h cache-write part taken from the raw report of the same writes."""
+    for container in containers:
+        found = _raw_usage(container)
+        if found is None:
+            continue
+        if (
+            found.cache_creation_1h_input_tokens is not None
+            and found.cache_creation_input_tokens == usage.cache_creation_input_tokens
+        ):
+            one_hour = found.cache_creation_1h_input_tokens
+            return replace(usage, cache_creation_1h_input_tokens=one_hour)
+        return usage
+    return usage
 
 
 def _raw_usage(container: object) -> Usage | None:
@@ -359,6 +403,10 @@ def _raw_usage(container: object) -> Usage | None:
         return None
     for key in _RAW_CONTAINERS:
         inner = container.get(key)
+        dump = getattr(inner, "model_dump", None)
+        if not isinstance(inner, Mapping) and callable(dump):
+            # LiteLLM's `Usage` (langchain-litellm's "token_usage") is a pydantic model.
+            inner = dump()
         if isinstance(inner, Mapping):
             found = _from_raw(inner)
             if found is not None and found.has_usage:

@@ -7,6 +7,10 @@ import shutil
 
 import pytest
 
+# LiteLLM fetches its model price map over the network at import unless told not to;
+# tests have no network (and agent_usage prices LiteLLM calls itself).
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
 
 @pytest.fixture
 def unprivileged() -> list[str]:

@@ -1,0 +1,202 @@
+"""Shared pieces of the LiteLLM tests: prices, waits, call helpers, sinks, LiteLLM's state.
+
+Import `litellm_state` (the fixture LITELLM_MARKS uses) into the test module and set
+``pytestmark = LITELLM_MARKS``. LiteLLM calls its loggers back after the call has
+returned, on its own threads and loops, so tests wait (bounded) for what they expect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import litellm
+import pytest
+from litellm.integrations.custom_logger import CustomLogger
+
+from agent_usage import read_events
+from agent_usage.integrations.litellm import UsageLogger
+
+# litellm 1.110's own warnings (a module it imports on first call makes pydantic warn;
+# its streaming path uses deprecated asyncio/pydantic calls). Warnings are errors here, and
+# an error inside LiteLLM's logging thread would silently drop the callback under test.
+LITELLM_MARKS = [
+    pytest.mark.filterwarnings("ignore:Item.* `ReadOnly` qualifier:UserWarning"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:litellm"),
+    pytest.mark.usefixtures("litellm_state"),
+]
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+# Rates (USD per million tokens) given to the loggers, so each expected cost in the tests
+# is plain arithmetic on the served numbers.
+PRICES = {
+    "gpt-5-mini": {"input": 0.25, "output": 2.0, "cache_read": 0.025},
+    "claude-sonnet-4-6": {
+        "input": 3.0,
+        "output": 15.0,
+        "cache_read": 0.3,
+        "cache_write": 3.75,
+        "cache_write_1h": 6.0,
+    },
+}
+TOKEN_KEYS = (
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "reasoning_tokens",
+    "cache_creation_1h_input_tokens",
+)
+WAIT_S = 10.0
+
+
+def close_leaked_loop() -> None:
+    """Close the event loop LiteLLM's sync path leaves on the main thread.
+
+    It calls the deprecated `asyncio.get_event_loop()` there, which creates and sets
+    a loop that nothing closes; once replaced (by `asyncio.run`) it is collected with
+    a ResourceWarning, an error in this suite.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            loop = asyncio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:
+            return
+    if not loop.is_running():
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def litellm_state(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Quiet LiteLLM's console hints and leave no logger (or leaked loop) after a test."""
+    litellm.suppress_debug_info = True
+    sync_test = not inspect.iscoroutinefunction(request.function)
+    if sync_test:
+        close_leaked_loop()
+    yield
+    litellm.callbacks = []
+    litellm.logging_callback_manager._reset_all_callbacks()  # type: ignore[no-untyped-call]
+    if sync_test:
+        close_leaked_loop()
+
+
+def register(logger: UsageLogger) -> UsageLogger:
+    litellm.callbacks = [logger]
+    return logger
+
+
+def call_kwargs(server: Any, model: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "model": model,
+        "messages": MESSAGES,
+        "api_base": server.url,
+        "api_key": "sk-test",
+        "num_retries": 0,
+        **extra,
+    }
+
+
+def logged(path: Path) -> list[dict[str, Any]]:
+    return list(read_events(path, types={"llm_usage"})) if path.exists() else []
+
+
+def wait_for(check: Callable[[], bool], timeout: float = WAIT_S) -> None:
+    """Poll until `check()` holds (LiteLLM calls back after the call returned)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out waiting for LiteLLM's callback"
+        time.sleep(0.01)
+
+
+async def await_for(check: Callable[[], bool], timeout: float = WAIT_S) -> None:
+    """`wait_for` for async tests: the callback runs on this loop, so yield to it."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out waiting for LiteLLM's callback"
+        await asyncio.sleep(0.01)
+
+
+def numbers(event: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: event[k] for k in TOKEN_KEYS if k in event}
+
+
+def run_call(
+    kwargs: dict[str, Any],
+    *,
+    stream: bool,
+    is_async: bool,
+    until: Callable[[], bool] = lambda: True,
+) -> None:
+    """One LiteLLM call, consumed to the end, sync or async; then wait for `until`.
+
+    Async: the wait happens on the call's loop, where LiteLLM's logging task runs.
+    """
+    if stream:
+        kwargs = {**kwargs, "stream": True, "stream_options": {"include_usage": True}}
+    if not is_async:
+        try:
+            response = litellm.completion(**kwargs)
+            if stream:
+                for _ in response:
+                    pass
+        finally:
+            wait_for(until)
+        return
+
+    async def go() -> None:
+        try:
+            response = await litellm.acompletion(**kwargs)
+            if stream:
+                async for _ in response:
+                    pass
+        finally:
+            await await_for(until)
+
+    asyncio.run(go())
+
+
+class FailureSeen(CustomLogger):
+    """A plain LiteLLM callback that counts failure reports (registered after ours)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def log_failure_event(
+        self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        self.calls += 1
+
+    async def async_log_failure_event(
+        self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        self.calls += 1
+
+
+class RecordingSink:
+    """An event sink that notes the thread and event loop each append ran on."""
+
+    def __init__(self, block: threading.Event | None = None) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.threads: list[threading.Thread] = []
+        self.loops: list[asyncio.AbstractEventLoop | None] = []
+        self.block = block
+
+    def append(self, event: Mapping[str, Any]) -> None:
+        self.threads.append(threading.current_thread())
+        try:
+            self.loops.append(asyncio.get_running_loop())
+        except RuntimeError:
+            self.loops.append(None)
+        if self.block is not None:
+            self.block.wait(WAIT_S)
+        self.events.append(dict(event))
