@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-from ._read import EventReader
+from ._engine_python import LogFiles
 from ._report import GROUP_KEYS, ROW_FIELDS, Aggregate, EventSource, Row, parse_bound
 
 __all__ = [
@@ -128,7 +128,7 @@ def format_csv(rows: list[Row], *, key_name: str) -> str:
 
 
 def with_progress(
-    events: Iterable[dict[str, Any]], reader: EventReader, stream: IO[str], *, every: int = 4096
+    events: Iterable[dict[str, Any]], reader: LogFiles, stream: IO[str], *, every: int = 4096
 ) -> Iterator[dict[str, Any]]:
     """Pass `events` through, drawing a bar of bytes read on `stream` (a TTY)."""
     total = max(reader.bytes_total, 1)
