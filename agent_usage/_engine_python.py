@@ -26,6 +26,7 @@ from __future__ import annotations
 import errno
 import glob
 import os
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Annotated, Any
@@ -174,6 +175,7 @@ def expand_paths(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
     Raises:
         FileNotFoundError: a path that does not exist, or a glob that matches nothing.
         IsADirectoryError: a path that is a directory.
+        OSError: a path that is not a regular file (a FIFO, a device).
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -197,6 +199,8 @@ def expand_paths(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
                     st = os.stat(f)
                 except FileNotFoundError:  # pruned by a writer meanwhile
                     continue
+                if not stat.S_ISREG(st.st_mode):  # a FIFO would block the reader forever
+                    raise OSError(errno.EINVAL, "not a regular file, cannot be an event log", f)
                 if (st.st_dev, st.st_ino) not in seen:
                     seen.add((st.st_dev, st.st_ino))
                     files.append(f)

@@ -262,6 +262,14 @@ class Aggregate:
         if statuses:
             self._statuses.update(statuses)
 
+    def load_malformed(self, events: int) -> None:
+        """Count malformed events found elsewhere (the DuckDB engine)."""
+        self._malformed += events
+
+    def load_status(self, status: str | None, events: int) -> None:
+        """Add events of one status counted elsewhere (the DuckDB engine)."""
+        self._statuses[status] += events
+
     def load_total(self, sums: _Sums) -> None:
         """By model: add the whole-event total computed elsewhere."""
         _merge(self._total, sums)
