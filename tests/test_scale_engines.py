@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_scale_rules import MALFORMED, good
 
 from agent_usage import EventLog, report
 from agent_usage._report import GROUP_KEYS, Aggregate, EventSource
-from tests.test_scale_rules import MALFORMED, good
 
 pytest.importorskip("duckdb")
 
