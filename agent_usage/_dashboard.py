@@ -1,48 +1,39 @@
-"""The ops dashboard: one self-contained HTML file rendered from the event log.
+"""The ops dashboard: one self-contained HTML page rendered from the event log.
 
-One streaming pass sums the `llm_usage` events per session, model, day and hour
-(the report's `Aggregate`) and counts statuses; the charts are inline SVG drawn
-here, the page is the template `_dashboard_template.html` next to this module.
-The page works offline forever: no script runs, nothing is fetched (its
-Content-Security-Policy forbids both), and every string from the log is
-HTML-escaped. The data behind the page is embedded as JSON for other tools.
-
-The `agent-usage dashboard` subcommand lives here too (`add_arguments` / `run`).
+`Dashboard` reads the events once, feeding them in chunks to the report's
+`Aggregate` per session, model, day and hour, and counts statuses. This module
+turns those rows into figures (card values, chart geometry, table rows: plain
+numbers and strings); the page itself is the Jinja2 template
+`_dashboard_template.html` next to it, rendered with autoescape on, so every
+string from the log is escaped by default. The page works offline forever: no
+script runs, nothing is fetched (its Content-Security-Policy forbids both), and
+the charts are inline SVG. The data behind the page is embedded as JSON for
+other tools.
 """
 
 from __future__ import annotations
 
-import argparse
-import html
-import json
-import os
-import sys
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
+from itertools import islice
 from pathlib import Path
-from string import Template
 from typing import Any
 
-from ._pricing import PricesArg
-from ._report import Aggregate, BoundArg, EventSource
-from ._report_cli import (
-    add_time_arguments,
-    format_money,
-    format_rate,
-    format_tokens,
-    open_source,
-    print_skip_note,
-    read_with_notes,
-)
+from ._charts import H, W, bar_chart, line_chart
+from ._format import format_money, format_rate, format_tokens
+from ._report import Aggregate, EventSource, feed_all
 
-__all__ = ["Dashboard", "add_arguments", "render_dashboard", "run", "write_dashboard"]
+__all__ = ["Dashboard", "render_dashboard"]
 
 TEMPLATE = Path(__file__).with_name("_dashboard_template.html")
 TOP_SESSIONS = 10
+# At most this many sessions and days are listed as over a budget (the JSON has all).
+OVER_LISTED = 50
 # A range of at most this many days is charted per hour, a longer one per day.
 HOURLY_UP_TO_DAYS = 2
+# Events handed to each aggregation at a time: one pass over the log, batched feeds.
+_CHUNK = 4096
 
 Row = dict[str, Any]
 
@@ -57,14 +48,19 @@ class Dashboard:
         malformed: events dropped because a summed field was not a number.
     """
 
-    def __init__(self, events: Iterable[Mapping[str, Any]]) -> None:
+    def __init__(self, events: Iterable[Mapping[str, Any]] | EventSource) -> None:
         aggs = {by: Aggregate(by=by) for by in ("model", "session", "day", "hour")}
         status: Counter[str] = Counter()
-        for e in events:
-            one = (e,)
-            for agg in aggs.values():
-                agg.feed(one)
-            status[str(e.get("status") or "unknown")] += 1
+        if isinstance(events, EventSource):
+            # One read and one typed decode for all four (or one DuckDB scan).
+            feed_all(aggs.values(), events)
+            status.update(aggs["day"].statuses)
+        else:
+            it = iter(events)
+            while chunk := list(islice(it, _CHUNK)):
+                for agg in aggs.values():
+                    agg.feed(chunk)
+            status.update(aggs["day"].statuses)
         self.total = aggs["day"].total_row()
         self.by_model = aggs["model"].rows()
         self.by_session = aggs["session"].rows()
@@ -89,7 +85,13 @@ class Dashboard:
         rows = [r for r in self.by_model if r["unpriced_events"] and r["input_tokens"]]
         return sorted(rows, key=lambda r: -r["unpriced_events"])
 
-    def data(self) -> dict[str, Any]:
+    def over(self, rows: list[Row], limit: float | None) -> list[Row]:
+        """The rows (sessions or days) whose cost is more than `limit` dollars."""
+        if limit is None:
+            return []
+        return [r for r in rows if (r["cost_usd"] or 0.0) > limit]
+
+    def data(self, *, session_usd: float | None = None, day_usd: float | None = None) -> Row:
         """Everything the page shows, as JSON-ready data."""
         return {
             "total": self.total,
@@ -98,342 +100,13 @@ class Dashboard:
             "top_sessions": self.by_session[:TOP_SESSIONS],
             "over_time": {"bucket": "hour" if self.hourly else "day", "rows": self.over_time},
             "unpriced_models": [r["model"] for r in self.unpriced_models],
+            "budget": {
+                "session_usd": session_usd,
+                "day_usd": day_usd,
+                "sessions_over": [r["session_id"] for r in self.over(self.by_session, session_usd)],
+                "days_over": [r["day"] for r in self.over(self.by_day, day_usd)],
+            },
         }
-
-
-# --- small HTML helpers --------------------------------------------------------
-
-
-def _e(value: Any) -> str:
-    """Escaped text (quotes too: safe in attributes)."""
-    return html.escape("(none)" if value is None else str(value), quote=True)
-
-
-def _json_for_html(data: Any) -> str:
-    """JSON that cannot end its <script> element or open a comment in HTML."""
-    text = json.dumps(data, ensure_ascii=False, allow_nan=False, default=str)
-    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):  # fmt: skip
-        text = text.replace(char, escaped)
-    return text
-
-
-def _num(value: Any) -> str:
-    """A raw number for a data-value attribute ("" when unknown)."""
-    return "" if value is None else repr(value)
-
-
-def _share(part: float, whole: float) -> float | None:
-    return part / whole if whole else None
-
-
-def _card(metric: str, label: str, value: Any, text: str, note: str = "") -> str:
-    note_html = f'<div class="note">{note}</div>' if note else ""
-    return (
-        f'<div class="card" data-metric="{metric}" data-value="{_num(value)}">'
-        f'<div class="label">{label}</div><div class="value">{_e(text)}</div>{note_html}</div>'
-    )
-
-
-# --- charts (inline SVG) -------------------------------------------------------
-
-_W, _H = 560, 200
-_PAD_L, _PAD_R, _PAD_T, _PAD_B = 56, 8, 12, 28
-
-
-def _nice_max(value: float) -> float:
-    """A round axis maximum at or above `value`."""
-    if value <= 0:
-        return 1.0
-    magnitude = 10.0 ** len(str(int(value))) / 10 if value >= 1 else 1.0
-    while magnitude > value:
-        magnitude /= 10
-    for step in (1, 2, 4, 6, 8, 10):  # halves are round too: the middle gridline
-        if step * magnitude >= value:
-            return step * magnitude
-    return 10 * magnitude  # pragma: no cover
-
-
-def _x_labels(buckets: Sequence[str], hourly: bool) -> list[tuple[int, str]]:
-    """At most ~7 evenly spaced labels, always the first and last."""
-    n = len(buckets)
-    step = max(1, -(-n // 7))
-    picks = sorted({*range(0, n, step), n - 1}) if n else []
-    return [(i, buckets[i][5:].replace("T", " ") + ("h" if hourly else "")) for i in picks]
-
-
-def _axes(y_max: float, fmt: Any, buckets: Sequence[str], hourly: bool, slot: float) -> str:
-    parts = []
-    for frac in (0.0, 0.5, 1.0):
-        y = _PAD_T + (_H - _PAD_T - _PAD_B) * (1 - frac)
-        parts.append(
-            f'<line class="grid" x1="{_PAD_L}" x2="{_W - _PAD_R}" y1="{y:.1f}" y2="{y:.1f}"/>'
-            f'<text class="axis" x="{_PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{_e(fmt(y_max * frac))}</text>"
-        )
-    for i, label in _x_labels(buckets, hourly):
-        x = _PAD_L + slot * (i + 0.5)
-        parts.append(
-            f'<text class="axis" x="{x:.1f}" y="{_H - 8}" text-anchor="middle">{_e(label)}</text>'
-        )
-    return "".join(parts)
-
-
-def _bar_chart(
-    chart_id: str,
-    buckets: Sequence[str],
-    series: Sequence[tuple[str, str, Sequence[float]]],
-    *,
-    fmt: Any,
-    hourly: bool,
-    label: str,
-) -> str:
-    """Stacked bars per bucket; each bar carries its value and a hover title."""
-    n = max(len(buckets), 1)
-    slot = (_W - _PAD_L - _PAD_R) / n
-    bar_w = max(min(slot * 0.75, 48), 1.0)
-    totals = [sum(s[2][i] for s in series) for i in range(len(buckets))]
-    y_max = _nice_max(max(totals, default=0))
-    plot_h = _H - _PAD_T - _PAD_B
-    bars = []
-    for i, bucket in enumerate(buckets):
-        x = _PAD_L + slot * i + (slot - bar_w) / 2
-        y = float(_PAD_T + plot_h)
-        for name, css, values in series:
-            v = values[i]
-            h = plot_h * v / y_max
-            y -= h
-            bars.append(
-                f'<rect class="{css}" x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" '
-                f'height="{h:.1f}" data-bucket="{_e(bucket)}" data-series="{_e(name)}" '
-                f'data-value="{_num(v)}"><title>{_e(bucket)} · {_e(name)}: {_e(fmt(v))}'
-                "</title></rect>"
-            )
-    legend = "".join(
-        f'<span class="key"><i class="{css}"></i>{_e(name)}</span>' for name, css, _ in series
-    )
-    return (
-        f'<svg id="{chart_id}" viewBox="0 0 {_W} {_H}" role="img" aria-label="{_e(label)}">'
-        f"{_axes(y_max, fmt, buckets, hourly, slot)}{''.join(bars)}</svg>"
-        + (f'<div class="legend">{legend}</div>' if len(series) > 1 else "")
-    )
-
-
-def _line_chart(
-    chart_id: str, buckets: Sequence[str], values: Sequence[float | None], *, hourly: bool
-) -> str:
-    """A 0-100% line; buckets without input leave a gap."""
-    n = max(len(buckets), 1)
-    slot = (_W - _PAD_L - _PAD_R) / n
-    plot_h = _H - _PAD_T - _PAD_B
-    segments: list[list[str]] = [[]]
-    dots = []
-    for i, (bucket, v) in enumerate(zip(buckets, values, strict=True)):
-        if v is None:
-            segments.append([])
-            continue
-        x = _PAD_L + slot * (i + 0.5)
-        y = _PAD_T + plot_h * (1 - min(max(v, 0.0), 1.0))
-        segments[-1].append(f"{x:.1f},{y:.1f}")
-        dots.append(
-            f'<circle class="dot" cx="{x:.1f}" cy="{y:.1f}" r="3" data-bucket="{_e(bucket)}" '
-            f'data-value="{_num(v)}"><title>{_e(bucket)}: {format_rate(v)}</title></circle>'
-        )
-    lines = "".join(f'<polyline class="line" points="{" ".join(s)}"/>' for s in segments if s)
-    return (
-        f'<svg id="{chart_id}" viewBox="0 0 {_W} {_H}" role="img" aria-label="cache hit rate">'
-        f"{_axes(1.0, format_rate, buckets, hourly, slot)}{lines}{''.join(dots)}</svg>"
-    )
-
-
-# --- panels --------------------------------------------------------------------
-
-
-def _headline(d: Dashboard) -> str:
-    t = d.total
-    cost_note = ""
-    if t["unpriced_events"]:
-        cost_note = (
-            f"{t['unpriced_events']} invoke(s) used an unpriced model: its share is left out"
-        )
-    reasoning = _share(t["reasoning_tokens"], t["output_tokens"])
-    cards = [
-        _card("cost_usd", "Cost", t["cost_usd"], format_money(t["cost_usd"]), _e(cost_note)),
-        _card(
-            "total_tokens",
-            "Tokens",
-            t["total_tokens"],
-            format_tokens(t["total_tokens"]),
-            f"{_e(format_tokens(t['input_tokens']))} in · "
-            f"{_e(format_tokens(t['output_tokens']))} out",
-        ),
-        _card(
-            "llm_calls",
-            "LLM calls",
-            t["llm_calls"],
-            format_tokens(t["llm_calls"]),
-            f"in {_e(format_tokens(t['events']))} agent invokes",
-        ),
-        _card(
-            "cache_hit_rate",
-            "Cache hit rate",
-            t["cache_hit_rate"],
-            format_rate(t["cache_hit_rate"]),
-            f"{_e(format_tokens(t['cache_read_input_tokens']))} tokens read from cache",
-        ),
-        _card(
-            "cache_savings_usd",
-            "Cache savings",
-            t["cache_savings_usd"],
-            format_money(t["cache_savings_usd"]),
-            "vs. no prompt cache",
-        ),
-        _card(
-            "reasoning_share",
-            "Reasoning share",
-            reasoning,
-            format_rate(reasoning),
-            f"{_e(format_tokens(t['reasoning_tokens']))} of output tokens",
-        ),
-    ]
-    return f'<section id="headline" class="cards">{"".join(cards)}</section>'
-
-
-def _panel(panel_id: str, title: str, body: str, *, wide: bool = False) -> str:
-    cls = "panel wide" if wide else "panel"
-    return f'<section id="{panel_id}" class="{cls}"><h2>{_e(title)}</h2>{body}</section>'
-
-
-def _table(columns: Sequence[tuple[str, str]], rows_html: list[str], empty: str) -> str:
-    if not rows_html:
-        return f'<p class="empty">{_e(empty)}</p>'
-    head = "".join(f'<th class="{"key" if i == 0 else "num"}">{_e(t)}</th>'
-                   for i, (_, t) in enumerate(columns))  # fmt: skip
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows_html)}</tbody></table>"
-
-
-def _cells(row: Row, fields: Sequence[tuple[str, Any]]) -> str:
-    out = []
-    for field, fmt in fields:
-        value = row[field]
-        text = fmt(value)
-        if field == "cost_usd" and row["unpriced_events"] and value is not None:
-            text += "*"
-        out.append(
-            f'<td class="num" data-field="{field}" data-value="{_num(value)}">{_e(text)}</td>'
-        )
-    return "".join(out)
-
-
-def _share_bar(value: float | None, whole: float | None) -> str:
-    pct = 100 * value / whole if value and whole else 0.0
-    return f'<div class="share"><i style="width:{pct:.1f}%"></i></div>'
-
-
-def _by_model(d: Dashboard) -> str:
-    fields = (
-        ("events", format_tokens),
-        ("llm_calls", format_tokens),
-        ("input_tokens", format_tokens),
-        ("output_tokens", format_tokens),
-        ("cache_hit_rate", format_rate),
-        ("reasoning_tokens", format_tokens),
-        ("cost_usd", format_money),
-    )
-    whole = d.total["cost_usd"]
-    rows = [
-        f'<tr data-model="{_e(r["model"])}"><td class="key">{_e(r["model"])}'
-        f"{_share_bar(r['cost_usd'], whole)}</td>{_cells(r, fields)}</tr>"
-        for r in d.by_model
-        if r["input_tokens"] or r["output_tokens"]
-    ]
-    columns = [("model", "model"), *((f, f) for f, _ in fields)]
-    labels = ["model", "invokes", "calls", "input", "output", "cache", "reasoning", "cost"]
-    columns = list(zip([c for c, _ in columns], labels, strict=True))
-    return _table(columns, rows, "No model usage in this range.")
-
-
-def _top_sessions(d: Dashboard) -> str:
-    fields = (
-        ("events", format_tokens),
-        ("llm_calls", format_tokens),
-        ("total_tokens", format_tokens),
-        ("cache_hit_rate", format_rate),
-        ("cost_usd", format_money),
-    )
-    top = d.by_session[:TOP_SESSIONS]
-    whole = top[0]["cost_usd"] if top else None
-    rows = [
-        f'<tr data-session="{_e(r["session_id"])}"><td class="key">{_e(r["session_id"])}'
-        f"{_share_bar(r['cost_usd'], whole)}</td>{_cells(r, fields)}</tr>"
-        for r in top
-    ]
-    labels = ["session", "invokes", "calls", "tokens", "cache", "cost"]
-    columns = list(zip(["session_id", *(f for f, _ in fields)], labels, strict=True))
-    more = len(d.by_session) - len(top)
-    note = f'<p class="note">and {more} more session(s)</p>' if more > 0 else ""
-    return _table(columns, rows, "No sessions in this range.") + note
-
-
-def _calls_without_usage(d: Dashboard) -> str:
-    total = d.total["llm_calls_without_usage"]
-    rows = [
-        f'<tr data-model="{_e(r["model"])}"><td class="key">{_e(r["model"])}</td>'
-        f'<td class="num" data-field="llm_calls_without_usage" '
-        f'data-value="{r["llm_calls_without_usage"]}">'
-        f"{_e(format_tokens(r['llm_calls_without_usage']))}</td></tr>"
-        for r in sorted(d.by_model, key=lambda r: -r["llm_calls_without_usage"])
-        if r["llm_calls_without_usage"]
-    ]
-    share = _share(total, total + d.total["llm_calls"])
-    head = (
-        f'<p class="big" data-value="{total}">{_e(format_tokens(total))}'
-        f'<span class="unit"> call(s) reported no usage'
-        + (f" ({_e(format_rate(share))} of calls)" if total else "")
-        + "</span></p>"
-    )
-    explain = (
-        '<p class="note">Chat-model calls whose provider sent no token usage: their tokens '
-        "and cost are missing from every figure here. Listed by the invoke's model label.</p>"
-    )
-    table = _table([("model", "model label"), ("n", "calls")], rows, "") if rows else ""
-    return head + (explain + table if total else "")
-
-
-def _unpriced(d: Dashboard) -> str:
-    rows = d.unpriced_models
-    if not rows:
-        return '<p class="big ok" data-value="0">0<span class="unit"> unpriced models</span></p>'
-    items = "".join(
-        f'<li data-model="{_e(r["model"])}" data-value="{r["unpriced_events"]}">'
-        f'<span class="name">{_e(r["model"])}</span> <span class="muted">'
-        f"{_e(format_tokens(r['total_tokens']))} tokens in {r['unpriced_events']} invoke(s)"
-        "</span></li>"
-        for r in rows
-    )
-    return (
-        f'<p class="big warn" data-value="{len(rows)}">{len(rows)}'
-        '<span class="unit"> model(s) with no known price</span></p>'
-        '<p class="note">Their cost is not in the totals. Add them with '
-        "<code>--prices FILE</code>.</p>"
-        f'<ul class="models">{items}</ul>'
-    )
-
-
-def _status(d: Dashboard) -> str:
-    order = ["ok", "error", "cancelled", *sorted(set(d.status) - {"ok", "error", "cancelled"})]
-    total = sum(d.status.values())
-    parts = []
-    for name in order:
-        n = d.status.get(name, 0)
-        pct = 100 * n / total if total else 0.0
-        parts.append(
-            f'<div class="status s-{_e(name) if name in ("ok", "error", "cancelled") else "other"}"'
-            f' data-status="{_e(name)}" data-value="{n}"><span class="name">{_e(name)}</span>'
-            f'<span class="n">{_e(format_tokens(n))}</span><span class="muted">{pct:.1f}%</span>'
-            f'<div class="share"><i style="width:{pct:.1f}%"></i></div></div>'
-        )
-    return "".join(parts)
 
 
 def _continuous(rows: list[Row], key: str, hourly: bool) -> list[Row]:
@@ -461,44 +134,216 @@ def _empty_row(key: str, value: str) -> Row:
     return row
 
 
-def _charts(d: Dashboard) -> str:
-    key = "hour" if d.hourly else "day"
+def _charts(d: Dashboard, day_usd: float | None) -> list[Row]:
+    """The three over-time charts, each with its panel id and title."""
+    key = unit = "hour" if d.hourly else "day"
     rows = _continuous(d.over_time, key, d.hourly)
     buckets = [r[key] for r in rows]
-    unit = "hour" if d.hourly else "day"
-    cost = _bar_chart(
+    cost = bar_chart(
         "cost-chart",
         buckets,
         [("cost", "c-cost", [r["cost_usd"] or 0.0 for r in rows])],
         fmt=format_money,
         hourly=d.hourly,
         label=f"cost per {unit}",
+        limit=None if d.hourly else day_usd,  # a day's budget is not an hour's
     )
-    uncached = [r["input_tokens"] - r["cache_read_input_tokens"] for r in rows]
-    tokens = _bar_chart(
+    tokens = bar_chart(
         "tokens-chart",
         buckets,
         [
-            ("input (uncached)", "c-input", uncached),
+            ("input (uncached)", "c-input",
+             [r["input_tokens"] - r["cache_read_input_tokens"] for r in rows]),
             ("input (cache read)", "c-cache", [r["cache_read_input_tokens"] for r in rows]),
             ("output", "c-output", [r["output_tokens"] for r in rows]),
         ],
         fmt=format_tokens,
         hourly=d.hourly,
         label=f"tokens per {unit}",
-    )
-    cache = _line_chart(
-        "cache-chart", buckets, [r["cache_hit_rate"] for r in rows], hourly=d.hourly
-    )
-    return (
-        _panel("cost-over-time", f"Cost per {unit} (UTC)", cost)
-        + _panel("tokens-over-time", f"Tokens per {unit} (UTC)", tokens)
-        + _panel("cache-over-time", f"Cache hit rate per {unit}", cache)
-    )
+    )  # fmt: skip
+    cache = line_chart("cache-chart", buckets, [r["cache_hit_rate"] for r in rows], hourly=d.hourly)
+    return [
+        {"panel": "cost-over-time", "title": f"Cost per {unit} (UTC)", "bar": cost},
+        {"panel": "tokens-over-time", "title": f"Tokens per {unit} (UTC)", "bar": tokens},
+        {"panel": "cache-over-time", "title": f"Cache hit rate per {unit}", "line": cache},
+    ]
 
 
-def render_dashboard(d: Dashboard, *, title: str, source: str, skipped: int = 0) -> str:
-    """The dashboard page as one HTML string."""
+# --- panels ----------------------------------------------------------------------
+
+
+def _share(part: float, whole: float | None) -> float | None:
+    return part / whole if whole else None
+
+
+def _cards(t: Row) -> list[Row]:
+    reasoning = _share(t["reasoning_tokens"], t["output_tokens"])
+    unpriced = t["unpriced_events"]
+    return [
+        {"metric": "cost_usd", "label": "Cost", "value": t["cost_usd"],
+         "text": format_money(t["cost_usd"]),
+         "note": f"{unpriced} invoke(s) used an unpriced model: its share is left out"
+         if unpriced else ""},
+        {"metric": "total_tokens", "label": "Tokens", "value": t["total_tokens"],
+         "text": format_tokens(t["total_tokens"]),
+         "note": f"{format_tokens(t['input_tokens'])} in · "
+                 f"{format_tokens(t['output_tokens'])} out"},
+        {"metric": "llm_calls", "label": "LLM calls", "value": t["llm_calls"],
+         "text": format_tokens(t["llm_calls"]),
+         "note": f"in {format_tokens(t['events'])} agent invokes"},
+        {"metric": "cache_hit_rate", "label": "Cache hit rate", "value": t["cache_hit_rate"],
+         "text": format_rate(t["cache_hit_rate"]),
+         "note": f"{format_tokens(t['cache_read_input_tokens'])} tokens read from cache"},
+        {"metric": "cache_savings_usd", "label": "Cache savings",
+         "value": t["cache_savings_usd"], "text": format_money(t["cache_savings_usd"]),
+         "note": "vs. no prompt cache"},
+        {"metric": "reasoning_share", "label": "Reasoning share", "value": reasoning,
+         "text": format_rate(reasoning),
+         "note": f"{format_tokens(t['reasoning_tokens'])} of output tokens"},
+    ]  # fmt: skip
+
+
+def _cells(row: Row, fields: Sequence[tuple[str, Any]]) -> list[Row]:
+    """Numeric table cells: raw value for data-value, formatted text; * on a partial cost."""
+    cells = []
+    for field, fmt in fields:
+        value = row[field]
+        text = fmt(value)
+        if field == "cost_usd" and row["unpriced_events"] and value is not None:
+            text += "*"
+        cells.append({"field": field, "value": value, "text": text})
+    return cells
+
+
+def _pct(value: float | None, whole: float | None) -> float:
+    """A bar's width in percent of `whole`."""
+    return 100 * value / whole if value and whole else 0.0
+
+
+_MODEL_FIELDS = (
+    ("events", format_tokens),
+    ("llm_calls", format_tokens),
+    ("input_tokens", format_tokens),
+    ("output_tokens", format_tokens),
+    ("cache_hit_rate", format_rate),
+    ("reasoning_tokens", format_tokens),
+    ("cost_usd", format_money),
+)
+_SESSION_FIELDS = (
+    ("events", format_tokens),
+    ("llm_calls", format_tokens),
+    ("total_tokens", format_tokens),
+    ("cache_hit_rate", format_rate),
+    ("cost_usd", format_money),
+)
+
+
+def _tables(d: Dashboard, session_usd: float | None) -> Row:
+    whole = d.total["cost_usd"]
+    models = [
+        {"key": r["model"], "share": _pct(r["cost_usd"], whole), "cells": _cells(r, _MODEL_FIELDS)}
+        for r in d.by_model
+        if r["input_tokens"] or r["output_tokens"]
+    ]
+    top = d.by_session[:TOP_SESSIONS]
+    first = top[0]["cost_usd"] if top else None
+    sessions = [
+        {"key": r["session_id"], "share": _pct(r["cost_usd"], first),
+         "cells": _cells(r, _SESSION_FIELDS), "over": bool(d.over([r], session_usd))}
+        for r in top
+    ]  # fmt: skip
+    without = d.total["llm_calls_without_usage"]
+    return {
+        "models": models,
+        "model_headers": ["model", "invokes", "calls", "input", "output", "cache", "reasoning",
+                          "cost"],
+        "sessions": sessions,
+        "session_headers": ["session", "invokes", "calls", "tokens", "cache", "cost"],
+        "more_sessions": len(d.by_session) - len(top),
+        "without": without,
+        "without_text": format_tokens(without),
+        "without_share": format_rate(_share(without, without + d.total["llm_calls"])),
+        "without_rows": [
+            {"model": r["model"], "value": r["llm_calls_without_usage"],
+             "text": format_tokens(r["llm_calls_without_usage"])}
+            for r in sorted(d.by_model, key=lambda r: -r["llm_calls_without_usage"])
+            if r["llm_calls_without_usage"]
+        ],
+        "unpriced": [
+            {"model": r["model"], "value": r["unpriced_events"],
+             "tokens": format_tokens(r["total_tokens"])}
+            for r in d.unpriced_models
+        ],
+    }  # fmt: skip
+
+
+def _status(d: Dashboard) -> list[Row]:
+    known = ("ok", "error", "cancelled")
+    order = [*known, *sorted(set(d.status) - set(known))]
+    total = sum(d.status.values())
+    return [
+        {"name": name, "css": name if name in known else "other", "value": d.status.get(name, 0),
+         "text": format_tokens(d.status.get(name, 0)),
+         "pct": 100 * d.status.get(name, 0) / total if total else 0.0}
+        for name in order
+    ]  # fmt: skip
+
+
+def _budget(d: Dashboard, session_usd: float | None, day_usd: float | None) -> list[Row]:
+    """One block per limit given: what is over it, costliest first, at most OVER_LISTED."""
+    blocks = []
+    for kind, key, rows, limit in (
+        ("session", "session_id", d.by_session, session_usd),
+        ("day", "day", d.by_day, day_usd),
+    ):
+        if limit is None:
+            continue
+        over = sorted(d.over(rows, limit), key=lambda r: -r["cost_usd"])
+        blocks.append(
+            {"kind": kind, "limit": format_money(limit), "count": len(over),
+             "rows": [{"key": r[key], "text": format_money(r["cost_usd"])}
+                      for r in over[:OVER_LISTED]],
+             "more": max(0, len(over) - OVER_LISTED)}
+        )  # fmt: skip
+    return blocks
+
+
+def _template() -> Any:
+    # Imported here: only the dashboard needs Jinja2, and `agent-usage --help` stays light.
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE.parent),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.policies["json.dumps_kwargs"] = {"sort_keys": False, "ensure_ascii": True}
+    # A raw number for a data-value attribute ("" when unknown); 1-decimal SVG coordinates.
+    env.filters["num"] = lambda v: "" if v is None else repr(v)
+    env.filters["px"] = lambda v: f"{v:.1f}"
+    return env.get_template(TEMPLATE.name)
+
+
+def render_dashboard(
+    d: Dashboard,
+    *,
+    title: str,
+    source: str,
+    skipped: int = 0,
+    session_usd: float | None = None,
+    day_usd: float | None = None,
+) -> str:
+    """The dashboard page as one HTML string.
+
+    Args:
+        d: the figures.
+        title: the page title.
+        source: the log's path, as shown on the page.
+        skipped: lines the reader skipped (noted on the page).
+        session_usd / day_usd: mark sessions / UTC days that cost more than this.
+    """
     days = [r["day"] for r in d.by_day if r["day"]]
     span = "no events"
     if days:
@@ -508,96 +353,21 @@ def render_dashboard(d: Dashboard, *, title: str, source: str, skipped: int = 0)
         notes.append(f"{skipped} bad line(s) skipped")
     if d.malformed:
         notes.append(f"{d.malformed} malformed event(s) skipped")
-    body = (
-        _headline(d)
-        + '<div class="grid">'
-        + _charts(d)
-        + _panel("status", "Invoke status", _status(d))
-        + _panel("by-model", "By model", _by_model(d), wide=True)
-        + _panel(
-            "top-sessions", f"Top {TOP_SESSIONS} sessions by cost", _top_sessions(d), wide=True
+    return str(
+        _template().render(
+            title=title,
+            source=source,
+            span=span,
+            generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            notes=" · ".join(notes),
+            cards=_cards(d.total),
+            charts=_charts(d, day_usd),
+            status=_status(d),
+            top_n=TOP_SESSIONS,
+            budget=_budget(d, session_usd, day_usd),
+            W=W,
+            H=H,
+            data=d.data(session_usd=session_usd, day_usd=day_usd),
+            **_tables(d, session_usd),
         )
-        + _panel("calls-without-usage", "Calls without usage", _calls_without_usage(d))
-        + _panel("unpriced-models", "Unpriced models", _unpriced(d))
-        + "</div>"
     )
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
-        title=_e(title),
-        source=_e(source),
-        span=_e(span),
-        generated=_e(generated),
-        notes=_e(" · ".join(notes)),
-        body=body,
-        data=_json_for_html(d.data()),
-    )
-
-
-def write_dashboard(
-    path: str | os.PathLike[str],
-    output: str | os.PathLike[str],
-    *,
-    since: BoundArg = None,
-    until: BoundArg = None,
-    prices: PricesArg = None,
-    title: str = "Agent usage",
-) -> Dashboard:
-    """Render the log at `path` into the HTML file `output` (written atomically).
-
-    Raises:
-        ValueError: a bad time bound or prices.
-        FileNotFoundError: `path` does not exist.
-    """
-    source = EventSource(path, since=since, until=until, prices=prices)
-    d = Dashboard(source)
-    _write(output, render_dashboard(d, title=title, source=os.fspath(path), skipped=source.skipped))
-    return d
-
-
-def _write(output: str | os.PathLike[str], page: str) -> None:
-    """Write via a temporary file and rename, so a viewer never sees half a page."""
-    out = os.path.abspath(os.fspath(output))
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(out), prefix=".dashboard-", suffix=".html")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(page)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-# --- CLI -----------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `agent-usage dashboard`."""
-    parser.add_argument("path", metavar="PATH", help="the events.jsonl log")
-    parser.add_argument(
-        "-o", "--output", default="dashboard.html", metavar="FILE", help="default dashboard.html"
-    )
-    add_time_arguments(parser)
-    parser.add_argument("--prices", default=None, metavar="FILE", help="re-price with a price file")
-    parser.add_argument("--title", default="Agent usage", help="the page title")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run `agent-usage dashboard`."""
-    from .cli import CliError
-
-    out_dir = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(out_dir):
-        raise CliError(f"output directory does not exist: {out_dir}")
-    source = open_source(args)
-    holder: list[Dashboard] = []
-    read_with_notes(source, lambda events: holder.append(Dashboard(events)))
-    (d,) = holder
-    page = render_dashboard(d, title=args.title, source=args.path, skipped=source.skipped)
-    try:
-        _write(args.output, page)
-    except OSError as exc:
-        raise CliError(f"cannot write {args.output}: {exc.strerror}") from None
-    print(f"wrote {args.output} ({d.total['events']} llm_usage events)", file=sys.stderr)
-    print_skip_note(source, d.malformed)
-    return 0

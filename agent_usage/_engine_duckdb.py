@@ -82,9 +82,7 @@ def _share_ok(s: str) -> str:
 # models cast once to a map of structs whose fields stay raw JSON (checked like the
 # event's own): one parse per event instead of one per field read.
 _SHARE_TYPE = (
-    "MAP(VARCHAR, STRUCT("
-    + ", ".join(f"{f} JSON" for f in (*COUNT_FIELDS, *_MONEY))
-    + "))"
+    "MAP(VARCHAR, STRUCT(" + ", ".join(f"{f} JSON" for f in (*COUNT_FIELDS, *_MONEY)) + "))"
 )
 
 

@@ -27,7 +27,7 @@ import errno
 import glob
 import os
 import stat
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -231,6 +231,8 @@ class LogFiles:
         self.malformed = 0
         self.bytes_read = 0
         self.bytes_total = sum(_size(f) for f in self.files)
+        # Called after each chunk is read (the CLI's progress bar).
+        self.on_chunk: Callable[[], None] | None = None
 
     def chunks(self) -> Iterator[list[bytes]]:
         """Lines, about 1 MiB of them at a time, across every file (oldest first).
@@ -247,6 +249,8 @@ class LogFiles:
             with f:
                 while lines := f.readlines(_CHUNK):
                     self.bytes_read += sum(map(len, lines))
+                    if self.on_chunk is not None:
+                        self.on_chunk()
                     yield lines
 
     def events(self) -> Iterator[list[UsageEvent]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import html
 import json
 import os
 import re
@@ -13,13 +12,14 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent_usage import EventLog, report
-from agent_usage.cli import main
+from agent_usage._cli import main
 
 XSS = "<script>alert(1)</script>"
 HOSTILE = [
@@ -118,6 +118,38 @@ def render(log: Path, tmp_path: Path, *args: str) -> str:
     return out.read_text(encoding="utf-8")
 
 
+class _Strings(HTMLParser):
+    """The text nodes and attribute values of a page, unescaped, as a browser reads them."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.texts: list[str] = []
+        self.values: list[str] = []
+
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.values.extend(v for _, v in attrs if v is not None)
+        self.elements.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.texts.append(data)
+
+
+def elements(page: str) -> list[tuple[str, dict[str, str | None]]]:
+    """(tag, attributes) of every element of the page body, in order."""
+    parser = _Strings()
+    parser.feed(page.split("<body>", 1)[1])
+    return parser.elements
+
+
+def page_strings(page: str) -> tuple[list[str], list[str]]:
+    """(text nodes, attribute values) of the page body."""
+    parser = _Strings()
+    parser.feed(page.split("<body>", 1)[1])
+    return parser.texts, parser.values
+
+
 def embedded_data(page: str) -> Any:
     m = re.search(
         r'<script type="application/json" id="agent-usage-data">(.*?)</script>', page, re.S
@@ -131,19 +163,29 @@ def embedded_data(page: str) -> Any:
 
 @pytest.mark.parametrize("hostile", HOSTILE, ids=["script", "attribute", "close-script", "misc"])
 def test_strings_from_the_log_are_escaped(tmp_path: Path, hostile: str) -> None:
-    """Session ids and model names from the log never become markup."""
+    """Session ids, model names, statuses, the title and the path never become markup."""
     path = tmp_path / "events.jsonl"
     with EventLog(path) as w:
-        w.append(usage_event("2026-11-20T10:00:00+00:00", hostile, hostile, 10, 5, without=1))
-    page = render(path, tmp_path)
+        w.append(
+            usage_event(
+                "2026-11-20T10:00:00+00:00", hostile, hostile, 10, 5, without=1, status=hostile
+            )
+        )
+        w.append(usage_event("2026-11-20T11:00:00+00:00", hostile, SONNET, 10, 5, cost=9.0))
+    page = render(path, tmp_path, "--title", hostile, "--session-usd", "1", "--day-usd", "1")
     body = page.split("<body>", 1)[1]
     assert hostile not in body
     assert "<img" not in body
     assert body.count("<script") == 1  # the JSON data block only
-    assert html.escape(hostile, quote=True) in body  # shown, as text
+    texts, values = page_strings(page)
+    # shown as text: title, session (table and budget list), model (three panels), status
+    assert texts.count(hostile) >= 7
+    assert hostile in values  # and kept whole in data-* attributes
     data = embedded_data(page)
     assert data["top_sessions"][0]["session_id"] == hostile
     assert data["unpriced_models"] == [hostile]
+    assert data["status"] == {hostile: 1, "ok": 1}
+    assert data["budget"]["sessions_over"] == [hostile]
 
 
 def test_page_is_self_contained(log: Path, tmp_path: Path) -> None:
@@ -181,6 +223,58 @@ def test_empty_log_renders(tmp_path: Path) -> None:
     for panel in PANELS:
         assert f'id="{panel}"' in page
     assert embedded_data(page)["total"]["events"] == 0
+
+
+def test_huge_numbers_do_not_break_the_page(tmp_path: Path) -> None:
+    """Costs that sum to infinity: a page (or skipped events), never a traceback."""
+    path = tmp_path / "events.jsonl"
+    with EventLog(path) as w:
+        for hour in (10, 11):
+            w.append(usage_event(f"2026-11-20T{hour}:00:00+00:00", "s", SONNET, 10, 5, cost=1e308))
+        w.append(usage_event("2026-11-20T12:00:00+00:00", "s", SONNET, 10, 5, cost=0.5))
+    page = render(path, tmp_path, "--day-usd", "1")
+    assert page.count("<script") == 1
+
+
+SESSION_USD, DAY_USD = 0.16, 0.2
+
+
+def over_budget(events: list[dict[str, Any]], key: str, limit: float) -> set[str]:
+    """Sessions or days whose priced cost adds up to more than `limit`, from the events."""
+    costs: dict[str, float] = {}
+    for e in events:
+        k = e["session_id"] if key == "session" else e["timestamp"][:10]
+        costs[k] = costs.get(k, 0.0) + (e["cost_usd"] or 0.0)
+    return {k for k, c in costs.items() if c > limit}
+
+
+def test_budget_marks_sessions_and_days_over_the_limits(log: Path, tmp_path: Path) -> None:
+    """--session-usd / --day-usd: what is over is marked in the tables, chart and data."""
+    events = sample_events()
+    sessions = over_budget(events, "session", SESSION_USD)
+    days = over_budget(events, "day", DAY_USD)
+    assert sessions and days and len(sessions) < 5 and len(days) < 4  # a real split
+    page = render(log, tmp_path, "--session-usd", str(SESSION_USD), "--day-usd", str(DAY_USD))
+    budget = embedded_data(page)["budget"]
+    assert (budget["session_usd"], budget["day_usd"]) == (SESSION_USD, DAY_USD)
+    assert set(budget["sessions_over"]) == sessions
+    assert set(budget["days_over"]) == days
+    els = elements(page)
+    marked_rows = {a["data-session"] for t, a in els if t == "tr" and "data-over" in a}
+    assert marked_rows == sessions
+    marked_bars = {a["data-bucket"] for t, a in els if t == "rect" and "data-over" in a}
+    assert marked_bars == days
+    listed = {a.get("data-session") or a.get("data-day") for t, a in els if t == "li"}
+    assert sessions | days <= listed
+    assert XSS in sessions  # the hostile id is listed, escaped like everywhere else
+    assert page.count("<script") == 1
+
+
+def test_no_budget_no_marks(log: Path, tmp_path: Path) -> None:
+    """Without limits nothing is marked and there is no budget panel."""
+    page = render(log, tmp_path)
+    assert 'id="budget"' not in page
+    assert not [a for _, a in elements(page) if "data-over" in a]
 
 
 @pytest.mark.parametrize(
@@ -364,12 +458,18 @@ PAGE_STATE = """JSON.stringify({
   models: Object.fromEntries([...document.querySelectorAll('#by-model tr[data-model]')].map(
       r => [r.dataset.model, r.querySelector('[data-field=cost_usd]').innerText])),
   sessions: [...document.querySelectorAll('#top-sessions tr[data-session]')].map(
-      r => r.querySelector('td.key').innerText),
+      r => r.querySelector('td.key').firstChild.textContent),  // the key, not its badge
   unpriced: [...document.querySelectorAll('#unpriced-models li[data-model]')].map(
       li => li.dataset.model),
   without: Number(document.querySelector('#calls-without-usage .big').dataset.value),
   costBars: document.querySelectorAll('#cost-chart rect').length,
   cacheDots: document.querySelectorAll('#cache-chart circle').length,
+  overSessions: [...document.querySelectorAll('#top-sessions tr.over')].map(
+      r => r.dataset.session),
+  overDays: [...document.querySelectorAll('#cost-chart rect.over')].map(r => r.dataset.bucket),
+  barFills: [...new Set([...document.querySelectorAll('#cost-chart rect')].map(
+      r => r.classList.contains('over') + ':' + getComputedStyle(r).fill))],
+  budgetText: document.querySelector('#budget').innerText,
   scripts: document.scripts.length,
   text: document.body.innerText,
   width: document.documentElement.scrollWidth,
@@ -380,7 +480,8 @@ PAGE_STATE = """JSON.stringify({
 def test_dashboard_in_headless_chromium(log: Path, tmp_path: Path, browser: DevTools) -> None:
     """Offline in Chromium: no errors or requests, right numbers, XSS shown as text."""
     page = tmp_path / "dashboard.html"
-    assert main(["dashboard", str(log), "-o", str(page)]) == 0
+    limits = ["--session-usd", str(SESSION_USD), "--day-usd", str(DAY_USD)]
+    assert main(["dashboard", str(log), "-o", str(page), *limits]) == 0
     for domain in ("Page", "Runtime", "Log", "Network"):
         browser.call(f"{domain}.enable")
     browser.call(
@@ -429,6 +530,12 @@ def test_dashboard_in_headless_chromium(log: Path, tmp_path: Path, browser: DevT
     assert state["without"] == sum(e["llm_calls_without_usage"] for e in events)
     assert state["costBars"] == 4  # one per day
     assert state["cacheDots"] == 4
+
+    # Sessions and days over the limits are marked, and look it.
+    assert set(state["overSessions"]) == over_budget(events, "session", SESSION_USD)
+    assert set(state["overDays"]) == over_budget(events, "day", DAY_USD)
+    assert len(state["barFills"]) == 2  # one colour for bars over the day limit, one for others
+    assert "cost more than $0.16" in state["budgetText"]
 
     # The hostile session id is text on the page, and nothing ran.
     assert XSS in state["sessions"]

@@ -2,82 +2,28 @@
 
 from __future__ import annotations
 
-import gzip
-import threading
+import logging
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from export_helpers import EVENT
 from langchain_core.messages import AIMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
-from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsServiceRequest,
-)
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as semconv
 from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as semconv_metrics
 from opentelemetry.trace import StatusCode
 
 from agent_usage import EventLog, read_events, track_usage
 from agent_usage.exporters import OTelExporter
-from agent_usage.exporters import otel as names
+from agent_usage.exporters import _otel_names as names
 from agent_usage.testing import ScriptedChatModel
 from agent_usage.testing import usage_metadata as um
-
-EVENT: dict[str, Any] = {
-    "type": "llm_usage",
-    "schema": 1,
-    "event_id": "e-1",
-    "invoke_id": "inv-1",
-    "timestamp": "2026-11-22T23:14:09.123456+00:00",
-    "session_id": "sess-1",
-    "model": "mixed",
-    "status": "ok",
-    "duration_ms": 1500.0,
-    "input_tokens": 1300,
-    "output_tokens": 260,
-    "total_tokens": 1560,
-    "cache_read_input_tokens": 600,
-    "cache_creation_input_tokens": 200,
-    "reasoning_tokens": 40,
-    "llm_calls": 3,
-    "llm_calls_without_usage": 0,
-    "cost_usd": None,
-    "models": {
-        "claude-sonnet-4-5": {
-            "provider": "anthropic",
-            "input_tokens": 1000,
-            "output_tokens": 200,
-            "total_tokens": 1200,
-            "cache_read_input_tokens": 600,
-            "cache_creation_input_tokens": 200,
-            "reasoning_tokens": 0,
-            "llm_calls": 2,
-            "cost_usd": 0.0123,
-        },
-        "gpt-5-mini": {
-            "provider": "openai",
-            "input_tokens": 300,
-            "output_tokens": 60,
-            "total_tokens": 360,
-            "cache_read_input_tokens": 0,
-            "cache_creation_input_tokens": 0,
-            "reasoning_tokens": 40,
-            "llm_calls": 1,
-            "cost_usd": None,
-        },
-    },
-    "metadata": {"user_id": "u-7", "app": "support"},
-}
 
 
 class Sdk:
@@ -94,7 +40,6 @@ class Sdk:
     def send(self, *events: dict[str, Any]) -> None:
         for event in events:
             self.exporter.export(event)
-        assert self.exporter.flush(5)
 
     def points(self, name: str) -> list[tuple[dict[str, Any], Any]]:
         """(attributes, sum or value) of every point of metric `name`."""
@@ -256,32 +201,9 @@ def test_spans_off() -> None:
         s.close()
 
 
-@pytest.mark.parametrize(
-    ("ours", "theirs"),
-    [
-        (names.TOKEN_USAGE, semconv_metrics.GEN_AI_CLIENT_TOKEN_USAGE),
-        (names.TOKEN_TYPE, semconv.GEN_AI_TOKEN_TYPE),
-        (names.OPERATION_NAME, semconv.GEN_AI_OPERATION_NAME),
-        (names.PROVIDER_NAME, semconv.GEN_AI_PROVIDER_NAME),
-        (names.REQUEST_MODEL, semconv.GEN_AI_REQUEST_MODEL),
-        (names.RESPONSE_MODEL, semconv.GEN_AI_RESPONSE_MODEL),
-        (names.CONVERSATION_ID, semconv.GEN_AI_CONVERSATION_ID),
-        (names.USAGE_INPUT, semconv.GEN_AI_USAGE_INPUT_TOKENS),
-        (names.USAGE_OUTPUT, semconv.GEN_AI_USAGE_OUTPUT_TOKENS),
-        (names.USAGE_CACHE_READ, semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
-        (names.USAGE_CACHE_CREATION, semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS),
-        (names.USAGE_REASONING, semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
-    ],
-    ids=lambda v: str(v),
-)
-def test_names_are_the_semantic_conventions(ours: str, theirs: str) -> None:
-    """Every gen_ai name we emit is the one in opentelemetry-semantic-conventions."""
-    assert ours == theirs
-
-
 def test_token_histogram_unit_matches_semconv() -> None:
     """gen_ai.client.token.usage has the semconv's unit."""
-    (inst,) = [i for i in names.INSTRUMENTS if i.name == names.TOKEN_USAGE]
+    (inst,) = [i for i in names.INSTRUMENTS if i.name == semconv_metrics.GEN_AI_CLIENT_TOKEN_USAGE]
     reader = InMemoryMetricReader()
     semconv_metrics.create_gen_ai_client_token_usage(
         MeterProvider(metric_readers=[reader]).get_meter("x")
@@ -320,98 +242,6 @@ def test_tracked_langgraph_invoke_reaches_the_sdk(sdk: Sdk, tmp_path: Path) -> N
     assert (span.attributes or {})["agent_usage.invoke_id"] == event["invoke_id"]
 
 
-class Receiver:
-    """A local OTLP/HTTP receiver: keeps each decoded request by path."""
-
-    def __init__(self) -> None:
-        self.requests: dict[str, list[Any]] = {"/v1/metrics": [], "/v1/traces": []}
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                kind: dict[str, Any] = {
-                    "/v1/metrics": ExportMetricsServiceRequest,
-                    "/v1/traces": ExportTraceServiceRequest,
-                }
-                message = kind[self.path]()
-                message.ParseFromString(body)
-                receiver.requests[self.path].append(message)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def test_otlp_http_wire_path() -> None:
-    """Over OTLP/HTTP to a local receiver, the protobuf holds our metrics and span."""
-    receiver = Receiver()
-    try:
-        reader = PeriodicExportingMetricReader(
-            OTLPMetricExporter(endpoint=f"{receiver.url}/v1/metrics", timeout=5),
-            export_interval_millis=3_600_000,
-        )
-        meters = MeterProvider(metric_readers=[reader])
-        tracers = TracerProvider()
-        tracers.add_span_processor(
-            SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{receiver.url}/v1/traces", timeout=5))
-        )
-        exporter = OTelExporter(meters, tracers)
-        exporter.export(EVENT)
-        assert exporter.shutdown(10)
-        meters.shutdown()
-        tracers.shutdown()
-    finally:
-        receiver.close()
-
-    points: dict[tuple[str, str, str], float] = {}
-    units: dict[str, str] = {}
-    for request in receiver.requests["/v1/metrics"]:
-        for rm in request.resource_metrics:
-            for sm in rm.scope_metrics:
-                assert sm.scope.name == "agent_usage"
-                for metric in sm.metrics:
-                    units[metric.name] = metric.unit
-                    kind = metric.WhichOneof("data")
-                    for p in getattr(metric, kind).data_points:
-                        attrs = {a.key: a.value.string_value for a in p.attributes}
-                        value = p.sum if kind == "histogram" else p.as_int or p.as_double
-                        key = (
-                            metric.name,
-                            attrs.get("gen_ai.response.model", ""),
-                            attrs.get("gen_ai.token.type")
-                            or attrs.get("agent_usage.token.type", ""),
-                        )
-                        points[key] = value
-    assert units == {i.name: i.unit for i in names.INSTRUMENTS}
-    assert points[("gen_ai.client.token.usage", "claude-sonnet-4-5", "input")] == 1000
-    assert points[("gen_ai.client.token.usage", "gpt-5-mini", "output")] == 60
-    assert points[("agent_usage.token.usage", "claude-sonnet-4-5", "cache_read")] == 600
-    assert points[("gen_ai.usage.cost", "claude-sonnet-4-5", "")] == pytest.approx(0.0123)
-    assert points[("agent_usage.invokes", "", "")] == 1
-
-    (trace_request,) = receiver.requests["/v1/traces"]
-    (span,) = trace_request.resource_spans[0].scope_spans[0].spans
-    attrs = {a.key: a.value for a in span.attributes}
-    assert span.name == "invoke_agent"
-    assert attrs["gen_ai.usage.input_tokens"].int_value == 1300
-    assert attrs["gen_ai.usage.cache_read.input_tokens"].int_value == 600
-    assert attrs["session.id"].string_value == "sess-1"
-    assert span.end_time_unix_nano - span.start_time_unix_nano == 1_500_000_000
-
-
 @pytest.mark.parametrize(
     ("langchain", "semconv_name"),
     [
@@ -435,7 +265,58 @@ def test_provider_names(langchain: str | None, semconv_name: str | None) -> None
 
 def test_bad_options_fail_at_construction() -> None:
     """A bad option is a ValueError/TypeError naming it, when the exporter is built."""
-    with pytest.raises(ValueError, match="max_queue_size"):
-        OTelExporter(MeterProvider(), max_queue_size=0)
     with pytest.raises(TypeError, match="agent_name"):
         OTelExporter(MeterProvider(), agent_name=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timeout"):
+        OTelExporter.otlp_http("http://127.0.0.1:9", timeout=0)
+    with pytest.raises(ValueError, match="export_interval"):
+        OTelExporter.otlp_http("http://127.0.0.1:9", export_interval=-1)
+    with pytest.raises(ValueError, match="exit_timeout"):
+        OTelExporter.otlp_http("http://127.0.0.1:9", exit_timeout=True)
+
+
+def test_recorded_on_the_callers_thread_without_a_queue_of_ours(sdk: Sdk) -> None:
+    """export() has recorded span and metrics when it returns: the SDK's queue is the only one."""
+    sdk.exporter.export(EVENT)
+    assert len(sdk.spans.get_finished_spans()) == 1
+    assert sdk.points("agent_usage.invokes")
+    assert sdk.exporter.stats == {"handed": 1, "sent": None, "failed": None, "dropped": 0}
+
+
+def test_invoke_span_nests_under_the_applications_current_span(sdk: Sdk, tmp_path: Path) -> None:
+    """The invoke_agent span of a tracked invoke is a child of the caller's active span."""
+    model = ScriptedChatModel(script=[AIMessage(content="hi", usage_metadata=um(10, 2))])
+    graph = StateGraph(MessagesState)
+    graph.add_node("model", lambda s: {"messages": [model.invoke(s["messages"])]})
+    graph.add_edge(START, "model")
+    graph.add_edge("model", END)
+    agent = track_usage(graph.compile(), None, exporters=[sdk.exporter])
+    tracer = sdk.tracers.get_tracer("the-application")
+    with tracer.start_as_current_span("handle_request") as request:
+        agent.invoke({"messages": [("user", "hello")]})
+    invoke, app = sorted(sdk.spans.get_finished_spans(), key=lambda s: s.name != "invoke_agent")
+    assert (invoke.name, app.name) == ("invoke_agent", "handle_request")
+    assert invoke.parent is not None
+    assert invoke.parent.span_id == request.get_span_context().span_id
+    assert invoke.context.trace_id == app.context.trace_id
+
+
+class Exploding(SpanProcessor):
+    """A span processor that raises: a broken piece of the application's own setup."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        raise RuntimeError("processor bug")
+
+
+def test_a_failing_sdk_never_raises_into_the_agent(caplog: pytest.LogCaptureFixture) -> None:
+    """An error inside the SDK is counted as dropped and logged once, never raised."""
+    tracers = TracerProvider()
+    tracers.add_span_processor(Exploding())
+    exporter = OTelExporter(MeterProvider(), tracers)
+    with caplog.at_level(logging.WARNING, logger="agent_usage.exporters"):
+        for _ in range(3):
+            exporter.export(EVENT)
+    assert exporter.stats["dropped"] == 3
+    assert exporter.failures == {"recording an event (RuntimeError)": 3}
+    assert len([r for r in caplog.records if "processor bug" in r.getMessage()]) == 1
+    tracers.shutdown()

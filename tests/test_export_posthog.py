@@ -232,7 +232,8 @@ def test_sent_through_the_posthog_client(receiver: Receiver) -> None:
     assert got[0]["properties"]["$ai_input_tokens"] == 50
     assert got[1]["properties"]["$ai_model"] == "claude-haiku-4-5"
     assert got[0]["timestamp"].startswith("2026-11-22T23:14:09.123456")
-    assert exporter.stats == {"sent": 3, "dropped": 0, "failed": 0, "queued": 0}
+    # Counted in $ai_generation events, as the receiver got them.
+    assert exporter.stats == {"handed": 4, "sent": 4, "failed": 0, "dropped": 0, "pending": 0}
 
 
 def test_replayed_event_keeps_its_uuid(receiver: Receiver) -> None:
@@ -265,24 +266,66 @@ def test_failed_posts_are_retried_until_all_arrive() -> None:
             14,
         ]
         assert time.monotonic() - started >= 1.0  # backed off before retrying
-        assert (exporter.dropped, exporter.failed) == (0, 0)
+        assert exporter.stats == {"handed": 5, "sent": 5, "failed": 0, "dropped": 0, "pending": 0}
         exporter.shutdown(5)
     finally:
         receiver.close()
 
 
 def test_gives_up_after_max_retries_and_counts() -> None:
-    """A post that keeps failing is counted in `failed` once the client's retries run out."""
+    """A post that keeps failing is counted in `failed`, never in `sent`."""
     receiver = Receiver(fail_first=10**6)
     try:
         exporter = PostHogExporter("k", host=receiver.url, max_retries=0)
         exporter.export(event({"gpt-4o": row("openai", 10, 1)}))
-        exporter.flush(10)
-        assert (exporter.sent, exporter.failed) == (1, 1)
+        assert exporter.flush(10) is False  # flush says what it could not deliver
+        assert exporter.stats == {"handed": 1, "sent": 0, "failed": 1, "dropped": 0, "pending": 0}
         assert exporter.failures == {"posting to PostHog (APIError)": 1}
         exporter.shutdown(5)
     finally:
         receiver.close()
+
+
+def test_sent_is_what_the_endpoint_took() -> None:
+    """Posts the receiver refused count as failed; `sent` equals what it stored."""
+    receiver = Receiver(fail_first=1)
+    try:
+        # One event per post: the first post fails for good, the others arrive.
+        exporter = PostHogExporter(
+            "k", host=receiver.url, max_retries=0, client_options={"flush_at": 1}
+        )
+        for i in range(6):
+            exporter.export({**event({"gpt-4o": row("openai", i, 1)}), "event_id": f"e{i}"})
+            assert exporter.flush(10) is (i > 0)
+        stats = exporter.stats
+        assert stats["sent"] == len(receiver.events) == 5
+        assert (stats["failed"], stats["handed"]) == (1, 6)
+        exporter.shutdown(5)
+    finally:
+        receiver.close()
+
+
+def test_events_after_shutdown_are_dropped_not_sent(receiver: Receiver) -> None:
+    """After shutdown the client refuses events: counted dropped, nothing posted."""
+    exporter = PostHogExporter("k", host=receiver.url)
+    assert exporter.shutdown(5)
+    exporter.export(event({"gpt-4o": row("openai", 1, 1), "o3": row("openai", 2, 2)}))
+    assert exporter.stats == {"handed": 0, "sent": 0, "failed": 0, "dropped": 2, "pending": 0}
+    assert receiver.events == []
+
+
+def test_a_client_you_pass_is_flushed_not_shut_down(receiver: Receiver) -> None:
+    """With your own client, delivery is its business: sent/failed are None, not guesses."""
+    from posthog import Posthog
+
+    client = Posthog("k", host=receiver.url)
+    exporter = PostHogExporter(client=client)
+    exporter.export(event({"gpt-4o": row("openai", 1, 1)}))
+    assert exporter.shutdown(5)
+    assert exporter.stats == {"handed": 1, "sent": None, "failed": None, "dropped": 0}
+    assert len(receiver.events) == 1
+    assert client.capture("still-open", distinct_id="x") is not None  # not shut down
+    client.shutdown()
 
 
 @pytest.mark.parametrize(
@@ -291,11 +334,10 @@ def test_gives_up_after_max_retries_and_counts() -> None:
         ({}, ValueError),
         ({"api_key": ""}, ValueError),
         ({"api_key": "k", "max_retries": -1}, ValueError),
-        ({"api_key": "k", "max_queue_size": 0}, ValueError),
         ({"client": object()}, TypeError),
         ({"api_key": "k", "distinct_id_key": 3}, TypeError),
     ],
-    ids=["no-key", "empty-key", "negative-retries", "zero-queue", "not-a-client", "bad-id-key"],
+    ids=["no-key", "empty-key", "negative-retries", "not-a-client", "bad-id-key"],
 )
 def test_bad_options_fail_at_construction(kwargs: dict[str, Any], error: type[Exception]) -> None:
     """A bad option raises when the exporter is built, naming the value."""

@@ -1,111 +1,27 @@
-"""What every exporter shares: the bounded background batch, dead endpoints, exit, back-fill."""
+"""What both exporters share: a dead endpoint costs the agent nothing; back-fill tells the truth."""
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
-import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from export_helpers import Capture, closed_port
 from langchain_core.messages import AIMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
-from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from agent_usage import EventLog, read_events, track_usage
 from agent_usage.cli import main
-from agent_usage.exporters import BatchExporter, OTelExporter, PostHogExporter
+from agent_usage.exporters import OTelExporter, PostHogExporter
 from agent_usage.testing import ScriptedChatModel
 from agent_usage.testing import usage_metadata as um
 
 EVENT = {"type": "llm_usage", "event_id": "e", "invoke_id": "i", "input_tokens": 1}
-
-
-class Gate(BatchExporter):
-    """A backend that holds each batch until released, and may raise."""
-
-    def __init__(self, *, fail: bool = False, **options: Any) -> None:
-        super().__init__(**options)
-        self.fail = fail
-        self.entered = threading.Event()
-        self.release = threading.Event()
-        self.batches: list[int] = []
-
-    def _send(self, batch: Sequence[Mapping[str, Any]]) -> None:
-        self.entered.set()
-        self.release.wait(10)
-        if self.fail:
-            raise ConnectionError("backend down")
-        self.batches.append(len(batch))
-
-
-def test_full_queue_drops_and_counts_without_blocking() -> None:
-    """With the backend stuck and the queue full, export returns at once and counts drops."""
-    gate = Gate(max_queue_size=3)
-    gate.export(EVENT)
-    assert gate.entered.wait(5)  # the worker holds the first event
-    started = time.perf_counter()
-    for _ in range(100):
-        gate.export(EVENT)
-    assert time.perf_counter() - started < 0.1
-    assert (gate.dropped, gate.stats["queued"]) == (97, 3)
-    assert gate.flush(0.05) is False  # still stuck: flush reports the timeout
-    gate.release.set()
-    assert gate.flush(5)
-    assert (gate.sent, gate.dropped, gate.failed) == (4, 97, 0)
-    assert sum(gate.batches) == 4
-    gate.shutdown(5)
-
-
-def test_failing_backend_is_logged_once_counted_and_survived(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """A raising send never reaches the caller; it is logged once and every event counted."""
-    gate = Gate(fail=True, max_batch_size=1)
-    gate.release.set()
-    with caplog.at_level(logging.WARNING, logger="agent_usage.exporters._batch"):
-        for _ in range(5):
-            gate.export(EVENT)
-        assert gate.flush(5)
-    assert (gate.sent, gate.failed) == (0, 5)
-    assert gate.failures == {"sending (ConnectionError)": 5}
-    assert len([r for r in caplog.records if "ConnectionError" in r.getMessage()]) == 1
-    gate.fail = False
-    gate.export(EVENT)
-    assert gate.flush(5)
-    assert gate.sent == 1  # the worker is still alive
-    gate.shutdown(5)
-
-
-def test_after_shutdown_events_are_dropped() -> None:
-    """shutdown drains what was queued; later exports are counted as dropped."""
-    gate = Gate()
-    gate.release.set()
-    gate.export(EVENT)
-    assert gate.shutdown(5)
-    gate.export(EVENT)
-    assert (gate.sent, gate.dropped) == (1, 1)
-    assert gate.shutdown(5)  # idempotent
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def dead_posthog() -> tuple[Any, Callable[[], object]]:
@@ -114,27 +30,10 @@ def dead_posthog() -> tuple[Any, Callable[[], object]]:
 
 
 def dead_otel() -> tuple[Any, Callable[[], object]]:
-    url = f"http://127.0.0.1:{closed_port()}"
-    meters = MeterProvider(
-        metric_readers=[
-            PeriodicExportingMetricReader(
-                OTLPMetricExporter(endpoint=f"{url}/v1/metrics", timeout=1),
-                export_interval_millis=50,  # export (and fail) all the time
-            )
-        ]
-    )
-    tracers = TracerProvider()
-    tracers.add_span_processor(
-        BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces", timeout=1))
-    )
-    exporter = OTelExporter(meters, tracers)
-
-    def close() -> None:
-        exporter.shutdown(2)
-        meters.shutdown(timeout_millis=2000)
-        tracers.shutdown()
-
-    return exporter, close
+    exporter = OTelExporter.otlp_http(
+        f"http://127.0.0.1:{closed_port()}", timeout=1, export_interval=0.05
+    )  # exports (and fails) all the time
+    return exporter, lambda: exporter.shutdown(2)
 
 
 def tiny_graph() -> Any:
@@ -174,73 +73,39 @@ def test_dead_endpoint_does_not_slow_or_break_the_agent(
         assert result["messages"][-1].content == expected["messages"][-1].content == "ok"
         assert with_exporter - baseline < 0.5, (with_exporter, baseline)
         assert len(list(read_events(tmp_path / "exported.jsonl", types={"llm_usage"}))) == rounds
-        exporter.flush(5)
-        assert exporter.sent + exporter.dropped == rounds
-        if isinstance(exporter, PostHogExporter):
-            assert exporter.failed >= 1  # the client's post failed and was counted
+        assert exporter.flush(5) is False  # nothing was delivered, and flush says so
+        stats = exporter.stats
+        assert stats["sent"] == 0
+        assert stats["handed"] == rounds
     finally:
         close()
 
 
 @pytest.mark.parametrize("extra", ["otel", "posthog"])
-def test_missing_extra_fails_at_construction_with_the_install_hint(extra: str) -> None:
-    """Without the SDK installed, building the exporter says which extra to install."""
+def test_missing_extra_fails_at_use_with_the_install_hint(extra: str) -> None:
+    """Without the SDK, importing the package works; using the exporter names the extra."""
     module, build = {
         "otel": ("opentelemetry", "OTelExporter()"),
         "posthog": ("posthog", "PostHogExporter('k')"),
     }[extra]
     code = (
         f"import sys; sys.modules[{module!r}] = None\n"
-        "from agent_usage.exporters import OTelExporter, PostHogExporter\n"
-        f"try:\n    {build}\nexcept ImportError as exc:\n    print(exc)\n"
+        "import agent_usage.exporters as exporters\n"
+        "try:\n"
+        "    from agent_usage.exporters import OTelExporter, PostHogExporter\n"
+        f"    {build}\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert f"pip install 'langchain-agent-usage[{extra}]'" in out.stdout
-
-
-class Capture:
-    """A local receiver for both wires: PostHog `/batch/` JSON and OTLP `/v1/traces` protobuf."""
-
-    def __init__(self) -> None:
-        self.posthog: list[dict[str, Any]] = []
-        self.spans: list[Any] = []
-        self.metric_posts = 0
-        capture = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                if self.path == "/batch/":
-                    capture.posthog.extend(json.loads(body)["batch"])
-                elif self.path == "/v1/traces":
-                    request = ExportTraceServiceRequest()
-                    request.ParseFromString(body)
-                    for rs in request.resource_spans:
-                        for ss in rs.scope_spans:
-                            capture.spans.extend(ss.spans)
-                elif self.path == "/v1/metrics":
-                    capture.metric_posts += 1
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 @pytest.fixture
 def capture() -> Iterator[Capture]:
     c = Capture()
     yield c
-    c.server.shutdown()
-    c.server.server_close()
+    c.close()
 
 
 def test_queued_events_are_flushed_at_exit(capture: Capture) -> None:
@@ -272,8 +137,12 @@ def test_backfill_demo_log_to_posthog(
     code = main(["export", "posthog", str(demo_log), "--endpoint", capture.url, "--api-key", "k"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert f"exported {len(events)} llm_usage events to posthog: sent {len(events)}" in out
-    assert len(capture.posthog) == sum(len(e["models"]) for e in events)
+    n = len(capture.posthog)
+    assert n == sum(len(e["models"]) for e in events)
+    assert out == (
+        f"exported {len(events)} llm_usage events to posthog as {n} $ai_generation events: "
+        f"delivered {n}, not delivered 0\n"
+    )
     assert {g["properties"]["$ai_trace_id"] for g in capture.posthog} == {
         e["invoke_id"] for e in events
     }
@@ -286,11 +155,11 @@ def test_backfill_demo_log_to_otel(
     capsys.readouterr()
     events = list(read_events(demo_log, types={"llm_usage"}))
     assert main(["export", "otel", str(demo_log), "--endpoint", capture.url]) == 0
-    assert "failed 0" in capsys.readouterr().out
-    assert sorted(
-        next(a.value.string_value for a in s.attributes if a.key == "agent_usage.invoke_id")
-        for s in capture.spans
-    ) == sorted(e["invoke_id"] for e in events)
+    n = len(events)
+    assert capsys.readouterr().out == (
+        f"exported {n} llm_usage events to otel: delivered {n}, not delivered 0\n"
+    )
+    assert sorted(capture.span_invoke_ids()) == sorted(e["invoke_id"] for e in events)
     assert capture.metric_posts >= 1
 
 
@@ -310,17 +179,27 @@ def test_backfill_time_bounds_filter(
     assert sent == {e["invoke_id"] for e in kept}
 
 
-def test_backfill_to_a_dead_otlp_endpoint_says_so_and_exits_1(
-    demo_log: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("target", ["otel", "posthog"])
+def test_backfill_to_a_dead_endpoint_says_what_was_not_delivered(
+    target: str, demo_log: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Batches the OTLP endpoint never took are reported apart from the event counts."""
+    """Nothing listening: `delivered 0, not delivered N (why)`, worded alike for both; exit 1."""
+    logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)
+    logging.getLogger("posthog").setLevel(logging.CRITICAL)
     endpoint = f"http://127.0.0.1:{closed_port()}"
-    args = ["export", "otel", str(demo_log), "--endpoint", endpoint, "--timeout", "2"]
-    assert main(args) == 1
+    args = ["export", target, str(demo_log), "--endpoint", endpoint, "--timeout", "2"]
+    started = time.monotonic()
+    assert main([*args, "--api-key", "k"] if target == "posthog" else args) == 1
+    assert time.monotonic() - started < 2 + 2  # the --timeout bounds the wait
     out = capsys.readouterr().out
-    n = len(list(read_events(demo_log, types={"llm_usage"})))
-    assert out.startswith(f"exported {n} llm_usage events to otel: sent {n}, dropped 0, failed 0; ")
-    assert "OTLP export batch(es) did not reach the endpoint" in out
+    events = list(read_events(demo_log, types={"llm_usage"}))
+    n = len(events) if target == "otel" else sum(len(e["models"]) for e in events)
+    unit = "" if target == "otel" else f" as {n} $ai_generation events"
+    assert out.startswith(
+        f"exported {len(events)} llm_usage events to {target}{unit}: "
+        f"delivered 0, not delivered {n} ("
+    ), out
+    assert "sent" not in out
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import Histogram, InMemoryMetricReader, Sum
 
 from agent_usage.exporters import OTelExporter
-from agent_usage.exporters import otel as names
+from agent_usage.exporters import _otel_names as names
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "dashboards" / "grafana" / "agent-usage.json"
 
@@ -55,11 +55,45 @@ def prometheus_series(instrument: names.Instrument) -> set[str]:
 
 
 EMITTED = {series for inst in names.INSTRUMENTS for series in prometheus_series(inst)}
-ATTRIBUTES = [
-    value
-    for key, value in vars(names).items()
-    if key.isupper() and isinstance(value, str) and "." in value and key != "SCOPE"
-]
+
+# Every attribute the exporter puts on a metric point, as recorded through the SDK
+# (session id included: it is a label when the user opts in).
+FULL_EVENT: dict[str, Any] = {
+    "type": "llm_usage",
+    "status": "ok",
+    "session_id": "s",
+    "duration_ms": 10.0,
+    "models": {
+        "m": {
+            "provider": "openai",
+            "input_tokens": 10,
+            "output_tokens": 5,
+            "cache_read_input_tokens": 4,
+            "cache_creation_input_tokens": 1,
+            "reasoning_tokens": 2,
+            "cost_usd": 0.1,
+        }
+    },
+}
+
+
+def emitted_metrics(**options: Any) -> list[Any]:
+    """The metrics the exporter records for FULL_EVENT, read back from the SDK."""
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    OTelExporter(provider, spans=False, **options).export(FULL_EVENT)
+    data = reader.get_metrics_data()
+    provider.shutdown()
+    assert data is not None
+    return [m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics]
+
+
+ATTRIBUTES = {
+    key
+    for metric in emitted_metrics(session_id_on_metrics=True)
+    for point in metric.data.data_points
+    for key in point.attributes or {}
+}
 LABELS = {re.sub(r"[^a-zA-Z0-9_]", "_", a) for a in ATTRIBUTES} | {"le"}
 
 PROMQL_WORDS = {
@@ -132,41 +166,27 @@ def test_translation_matches_otlptranslator_examples(
 
 def test_instruments_table_is_what_the_sdk_emits() -> None:
     """INSTRUMENTS (name, unit, kind) is exactly what the exporter records through the SDK."""
-    reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader])
-    exporter = OTelExporter(provider, spans=False)
-    exporter.export(
-        {
-            "type": "llm_usage",
-            "status": "ok",
-            "duration_ms": 10.0,
-            "models": {
-                "m": {
-                    "provider": "openai",
-                    "input_tokens": 10,
-                    "output_tokens": 5,
-                    "cache_read_input_tokens": 4,
-                    "reasoning_tokens": 2,
-                    "cost_usd": 0.1,
-                }
-            },
-        }
-    )
-    assert exporter.shutdown(5)
     seen = set()
-    data = reader.get_metrics_data()
-    assert data is not None
-    for rm in data.resource_metrics:
-        for sm in rm.scope_metrics:
-            for metric in sm.metrics:
-                if isinstance(metric.data, Histogram):
-                    kind = "histogram"
-                else:
-                    assert isinstance(metric.data, Sum) and metric.data.is_monotonic
-                    kind = "counter"
-                seen.add((metric.name, metric.unit, kind))
-    provider.shutdown()
+    for metric in emitted_metrics():
+        if isinstance(metric.data, Histogram):
+            kind = "histogram"
+        else:
+            assert isinstance(metric.data, Sum) and metric.data.is_monotonic
+            kind = "counter"
+        seen.add((metric.name, metric.unit, kind))
     assert seen == {(i.name, i.unit, i.kind) for i in names.INSTRUMENTS}
+
+
+def test_labels_are_the_semantic_conventions() -> None:
+    """The labels the dashboard may use include the semconv attributes the exporter emits."""
+    assert {
+        "gen_ai_token_type",
+        "gen_ai_response_model",
+        "gen_ai_provider_name",
+        "gen_ai_conversation_id",
+        "agent_usage_status",
+        "agent_usage_token_type",
+    } <= LABELS
 
 
 def test_dashboard_is_valid_json_with_a_datasource_variable() -> None:

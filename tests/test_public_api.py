@@ -34,7 +34,7 @@ def test_all_is_exactly_the_public_api() -> None:
 def test_optional_extras_are_not_imported_by_the_package() -> None:
     """Importing agent_usage (and its CLI) pulls in no optional integration."""
     code = (
-        "import sys, agent_usage, agent_usage.cli; agent_usage.cli._build_parser(); "
+        "import sys, agent_usage, agent_usage._cli; agent_usage._cli._build_parser(); "
         "bad = [m for m in ('opentelemetry', 'posthog', 'duckdb') if m in sys.modules]; "
         "print(','.join(bad))"
     )

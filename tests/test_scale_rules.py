@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from agent_usage import report
-from agent_usage._dashboard import write_dashboard
+from agent_usage._dashboard import Dashboard
 from agent_usage._report import GROUP_KEYS, Aggregate, EventSource
 from agent_usage.cli import main
 
@@ -133,9 +133,12 @@ def test_report_cli_and_dashboard_agree_on_a_malformed_line(
         assert main(["report", str(dirty), "--by", by, "--format", "json"]) == 0
         rows = json.loads(capsys.readouterr().out)
         assert sum(r["input_tokens"] for r in rows) == 200, by
-    d = write_dashboard(dirty, tmp_path / "d.html")
-    assert (d.total["events"], d.total["input_tokens"]) == (2, 200)
-    assert sum(d.status.values()) == 2
+    assert main(["dashboard", str(dirty), "-o", str(tmp_path / "d.html")]) == 0
+    assert "wrote" in capsys.readouterr().err
+    for events in (EventSource(dirty), list(EventSource(dirty))):
+        d = Dashboard(events)
+        assert (d.total["events"], d.total["input_tokens"]) == (2, 200)
+        assert sum(d.status.values()) == 2
 
 
 def test_dict_events_follow_the_same_rule(dirty: Path) -> None:

@@ -3,16 +3,29 @@
 - `OTelExporter` (extra ``otel``): GenAI semantic-convention metrics and spans.
 - `PostHogExporter` (extra ``posthog``): PostHog LLM-analytics ``$ai_generation`` events.
 
-Both queue events on a bounded background batch (`BatchExporter`): `export`
-never blocks the agent, a full queue drops and counts, `flush`/`shutdown` drain
-it (shutdown also runs at exit). The SDKs are imported when an exporter is
-built, so importing this package needs neither extra.
+Each hands events to its SDK on the calling thread, in the caller's context, and
+never raises into the agent nor waits on the network: the SDK's own queue
+batches, retries and drops. `flush(timeout)` and `shutdown(timeout)` never take
+longer than `timeout`. Each is imported on first use, so importing this package
+needs neither extra; a missing one fails with the ``pip install`` line to run.
 """
 
 from __future__ import annotations
 
-from ._batch import BatchExporter
-from .otel import OTelExporter
-from .posthog import PostHogExporter
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["BatchExporter", "OTelExporter", "PostHogExporter"]
+if TYPE_CHECKING:
+    from .otel import OTelExporter
+    from .posthog import PostHogExporter
+
+__all__ = ["OTelExporter", "PostHogExporter"]
+
+_MODULES = {"OTelExporter": ".otel", "PostHogExporter": ".posthog"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)

@@ -1,8 +1,8 @@
 """PostHog exporter: `llm_usage` events as PostHog LLM-analytics `$ai_generation` events.
 
 Install with ``pip install 'langchain-agent-usage[posthog]'``. Events go through the real
-`posthog` client (its own batching, gzip and retries), fed by our bounded
-background queue so the agent never waits on it.
+`posthog` client: its queue, batching, gzip, retries and fork handling are the
+only ones on this path.
 
 One `$ai_generation` per model in the event's `models` breakdown (one event when
 one model answered): PostHog prices and groups generations by `$ai_model`, so a
@@ -24,12 +24,11 @@ Cache and reasoning keys are sent only when non-zero.
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from ._batch import BatchExporter, missing_extra
+from ._common import Counters, missing_extra, within
 
 __all__ = ["PostHogExporter", "generation_properties", "is_anthropic"]
 
@@ -111,29 +110,34 @@ def generation_properties(event: Mapping[str, Any]) -> list[tuple[str, dict[str,
     return out
 
 
-class PostHogExporter(BatchExporter):
-    """Sends `llm_usage` events to PostHog as `$ai_generation` events, in the background.
+class PostHogExporter:
+    """Sends `llm_usage` events to PostHog as `$ai_generation` events.
 
     Pass it to `track_usage(..., exporters=[exporter])` or `UsageCallbackHandler`.
+    `export` hands each generation to the posthog client's queue on the calling
+    thread; the client batches, gzips and posts on its own threads, retrying a
+    failed post with exponential backoff (1 s, 2 s, 4 s ... capped at 30 s) up to
+    `max_retries` times. Nothing waits on the network and nothing raises into
+    the agent. The client is fork-aware: a child made by `fork()` gets its own
+    queue and threads, and this exporter's counts start again at 0 there.
 
-    Delivery: the posthog client batches, gzips and retries a failed post with
-    exponential backoff (1 s, 2 s, 4 s ... capped at 30 s) up to `max_retries`
-    times; only a batch still failing after that is lost, and counted in `failed`
-    (PostHog messages). Events are otherwise dropped only when our bounded queue
-    is full (counted in `dropped`).
+    `stats` counts `$ai_generation` events: `handed` to the client, `sent` (the
+    endpoint took them), `failed` (still failing after the retries), `dropped`
+    (the client refused them: queue full or shut down), `pending` (queued or in
+    flight). With a `client` you pass, delivery is only visible to it: `sent`,
+    `failed` and `pending` are then None.
 
     Args:
         api_key: the project API key (not needed when `client` is given).
         host: PostHog host URL, e.g. your instance or ``http://127.0.0.1:8000``.
-        client: a configured `posthog.Client` to use instead (its own error
-            handling and retries then apply; failures are not counted here).
+        client: a configured `posthog.Client` to use instead (shared: `shutdown`
+            only flushes it).
         distinct_id_key: the metadata key holding the distinct id; else the
             session id; else the invoke id, sent as a personless event.
         max_retries: retries of a failed post by the posthog client.
         gzip: compress posts.
         historical_migration: mark events as historical (for back-fills).
         client_options: more keyword arguments for `posthog.Client`.
-        max_queue_size, max_batch_size, exit_timeout: see `BatchExporter`.
 
     Raises:
         ImportError: the `posthog` extra is not installed.
@@ -151,15 +155,11 @@ class PostHogExporter(BatchExporter):
         gzip: bool = True,
         historical_migration: bool = False,
         client_options: Mapping[str, Any] | None = None,
-        max_queue_size: int = 4096,
-        max_batch_size: int = 256,
-        exit_timeout: float = 5.0,
     ) -> None:
-        super().__init__(
-            max_queue_size=max_queue_size, max_batch_size=max_batch_size, exit_timeout=exit_timeout
-        )
         if not isinstance(distinct_id_key, str):
             raise TypeError(f"distinct_id_key must be a str; got {distinct_id_key!r}")
+        self._counters = Counters(type(self).__name__)
+        self._closed = False
         if client is None:
             if not api_key or not isinstance(api_key, str):
                 raise ValueError(f"PostHogExporter needs api_key or client; got {api_key!r}")
@@ -185,11 +185,106 @@ class PostHogExporter(BatchExporter):
             self._owns_client = False
         self.client = client
         self.distinct_id_key = distinct_id_key
-        self._capture: Callable[..., Any] = client.capture
+
+    # -- the agent's side: any thread, never blocks, never raises ----------------
+
+    def export(self, event: Mapping[str, Any]) -> None:
+        """Hand one `llm_usage` event's `$ai_generation` events to the posthog client."""
+        try:
+            generations = generation_properties(event)
+            distinct_id, person = self._distinct_id(event)
+        except Exception as exc:  # exporters never break the agent
+            self._counters.lost(f"mapping an event ({type(exc).__name__})", exc, dropped=1)
+            return
+        if self._closed:
+            self._counters.lost("exporting after shutdown", dropped=len(generations))
+            return
+        event_id = str(event.get("event_id") or event.get("invoke_id") or "")
+        for model, props in generations:
+            if not person:
+                props["$process_person_profile"] = False
+            try:
+                queued = self.client.capture(
+                    "$ai_generation",
+                    distinct_id=distinct_id,
+                    properties=props,
+                    timestamp=event.get("timestamp"),
+                    uuid=str(uuid.uuid5(_UUID_NAMESPACE, f"{event_id}/{model}")),
+                )
+            except Exception as exc:
+                self._counters.lost(f"capturing ({type(exc).__name__})", exc, dropped=1)
+                continue
+            if queued is None:
+                self._counters.lost(
+                    "the posthog client refused it (queue full or shut down)", dropped=1
+                )
+            else:
+                self._counters.add(handed=1)
+
+    # -- the application's side --------------------------------------------------
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Post what the client holds; False if anything failed since the last flush or is
+        still pending when `timeout` runs out."""
+        client = self.client
+        within(timeout, lambda: client.flush(timeout_seconds=timeout) or True, name="posthog-flush")
+        return self._delivered_since_last_flush()
+
+    def shutdown(self, timeout: float | None = 10.0) -> bool:
+        """Flush and, for a client this exporter built, shut it down; within `timeout` in all.
+
+        Later events are dropped and counted. Returns what `flush` would.
+        """
+        if self._closed:
+            return True
+        self._closed = True
+        if not self._owns_client:
+            return self.flush(timeout)
+        # The client's shutdown drains without a deadline and may sit in a retry
+        # backoff: give it `timeout`, then leave its daemon threads to the interpreter.
+        client = self.client
+        within(timeout, lambda: client.shutdown() or True, name="posthog-shutdown")
+        return self._delivered_since_last_flush()
+
+    @property
+    def stats(self) -> dict[str, int | None]:
+        """The counters: handed, sent, failed, dropped, pending (None where unknowable)."""
+        c = self._counters
+        if not self._owns_client:
+            return {"handed": c.handed, "sent": None, "failed": None, "dropped": c.dropped}
+        # The client calls on_error for a failed batch before marking it done, so
+        # sent never counts an item that is still in flight or failed.
+        pending = self._pending()
+        return {
+            "handed": c.handed,
+            "sent": max(0, c.handed - c.failed - pending),
+            "failed": c.failed,
+            "dropped": c.dropped,
+            "pending": pending,
+        }
+
+    @property
+    def failures(self) -> dict[str, int]:
+        """How many times each cause of loss happened."""
+        return dict(self._counters.failures)
+
+    # -- internals -------------------------------------------------------------------
+
+    def _pending(self) -> int:
+        # The client's queue counts an item unfinished until its post succeeded or
+        # failed for good (`client.queue` is its documented analytics-lane queue).
+        try:
+            return int(self.client.queue.unfinished_tasks)
+        except Exception:
+            return 0
+
+    def _delivered_since_last_flush(self) -> bool:
+        nothing_failed = self._counters.nothing_failed_since_last_call()
+        return nothing_failed and (not self._owns_client or not self._pending())
 
     def _on_error(self, exc: Exception, batch: Sequence[Any]) -> None:
-        # Called by the posthog consumer thread once a batch failed for good.
-        self._failed(f"posting to PostHog ({type(exc).__name__})", exc, len(batch))
+        # Called by a posthog consumer thread once a batch failed for good.
+        self._counters.lost(f"posting to PostHog ({type(exc).__name__})", exc, failed=len(batch))
 
     def _distinct_id(self, event: Mapping[str, Any]) -> tuple[str, bool]:
         metadata = event.get("metadata")
@@ -198,39 +293,6 @@ class PostHogExporter(BatchExporter):
         if event.get("session_id") is not None:
             return str(event["session_id"]), True
         return str(event.get("invoke_id") or event.get("event_id") or "agent-usage"), False
-
-    def _send(self, batch: Sequence[Mapping[str, Any]]) -> None:
-        for event in batch:
-            distinct_id, person = self._distinct_id(event)
-            event_id = str(event.get("event_id") or event.get("invoke_id") or "")
-            for model, props in generation_properties(event):
-                if not person:
-                    props["$process_person_profile"] = False
-                queued = self._capture(
-                    "$ai_generation",
-                    distinct_id=distinct_id,
-                    properties=props,
-                    timestamp=event.get("timestamp"),
-                    uuid=str(uuid.uuid5(_UUID_NAMESPACE, f"{event_id}/{model}")),
-                )
-                if queued is None:
-                    # The client's own queue refused it (full, or shut down).
-                    self._failed("handing to the posthog client (its queue refused)", None, 1)
-
-    def _flush_backend(self, timeout: float | None) -> bool:
-        self.client.flush(timeout_seconds=timeout)
-        return True
-
-    def _shutdown_backend(self, timeout: float | None) -> bool:
-        if not self._owns_client:
-            return self._flush_backend(timeout)
-        # posthog's shutdown joins its consumers, which may sit in a retry backoff:
-        # give it `timeout`, then leave its daemon threads to the interpreter.
-        closer = threading.Thread(target=self.client.shutdown, name="agent-usage-posthog-close")
-        closer.daemon = True
-        closer.start()
-        closer.join(timeout)
-        return not closer.is_alive()
 
 
 def _int(row: Mapping[str, Any], key: str) -> int:

@@ -15,6 +15,9 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from .._format import printable
+from ._common import CliError
+
 __all__ = ["add_arguments", "format_event", "run"]
 
 
@@ -37,10 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _printable(value: object, width: int = 0) -> str:
     """Log strings are untrusted: no terminal escape sequences reach the screen."""
-    text = "-" if value is None else str(value)
-    if not text.isprintable():
-        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return text.ljust(width)
+    return ("-" if value is None else printable(value)).ljust(width)
 
 
 def _int(value: object) -> int:
@@ -86,7 +86,6 @@ def format_event(event: Mapping[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Print each new `llm_usage` event until interrupted."""
     from agent_usage._read import follow
-    from agent_usage.cli import CliError
 
     path: str = args.path
     if args.interval <= 0:

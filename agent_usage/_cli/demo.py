@@ -18,6 +18,9 @@ import os
 from collections.abc import Sequence
 from typing import Annotated, Any
 
+from . import report
+from ._common import positive_int
+
 __all__ = ["add_arguments", "run", "run_demo"]
 
 SYSTEM_TOKENS = 1800
@@ -39,9 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="demo-events.jsonl",
         help="where to write the events (default: %(default)s; appended to)",
     )
-    parser.add_argument("--sessions", type=int, default=4, help="sessions (default: %(default)s)")
     parser.add_argument(
-        "--turns", type=int, default=3, help="turns per session (default: %(default)s)"
+        "--sessions", type=positive_int, default=4, help="sessions (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--turns", type=positive_int, default=3, help="turns per session (default: %(default)s)"
     )
 
 
@@ -49,7 +54,7 @@ def _agent_reply(messages: Sequence[Any]) -> Any:
     """The agent model's answer: a tool call first, then an answer citing it."""
     from langchain_core.messages import AIMessage, ToolMessage
 
-    from .testing import usage_metadata
+    from ..testing import usage_metadata
 
     # The cached prefix is everything up to the previous request; the new tail is written,
     # except the newest message, which is not cached yet.
@@ -95,7 +100,7 @@ def _tokens(message: Any) -> int:
 def _tool_reply(messages: Sequence[Any]) -> Any:
     from langchain_core.messages import AIMessage
 
-    from .testing import usage_metadata
+    from ..testing import usage_metadata
 
     query = str(messages[-1].content)
     prompt = 640 + len(query) * 3  # a cached instruction prefix, then the query
@@ -114,7 +119,7 @@ def build_agent() -> Any:
     from langgraph.prebuilt import ToolNode, tools_condition
     from typing_extensions import TypedDict
 
-    from .testing import ScriptedChatModel
+    from ..testing import ScriptedChatModel
 
     docs_model = ScriptedChatModel(script=_tool_reply, model_name=TOOL_MODEL, provider="openai")
     agent_model = ScriptedChatModel(
@@ -146,8 +151,8 @@ async def run_demo(log_path: str | os.PathLike[str], *, sessions: int = 4, turns
     """Run the demo agent and append its events to `log_path`; returns the invokes made."""
     from langchain_core.messages import HumanMessage
 
-    from ._log import EventLog
-    from ._wrapper import track_usage
+    from .._log import EventLog
+    from .._wrapper import track_usage
 
     with EventLog(log_path) as log:
         agent = track_usage(build_agent(), log, metadata={"app": "agent-usage-demo"})
@@ -164,17 +169,11 @@ async def run_demo(log_path: str | os.PathLike[str], *, sessions: int = 4, turns
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo, then print the per-session report of its log."""
-    from .cli import CliError
-
-    if args.sessions < 1 or args.turns < 1:
-        raise CliError("--sessions and --turns must be at least 1")
     invokes = asyncio.run(run_demo(args.log, sessions=args.sessions, turns=args.turns))
     print(f"ran {invokes} agent invokes; events appended to {args.log}\n")
-    from . import _report_cli
-
     # Parse through the report's own options, so the demo prints what `report` would.
     report_parser = argparse.ArgumentParser(prog="agent-usage report")
-    _report_cli.add_arguments(report_parser)
-    code = _report_cli.run(report_parser.parse_args([os.fspath(args.log), "--by", "session"]))
+    report.add_arguments(report_parser)
+    code = report.run(report_parser.parse_args([os.fspath(args.log), "--by", "session"]))
     print(f"\nnext: agent-usage dashboard {args.log} -o dashboard.html")
     return code
