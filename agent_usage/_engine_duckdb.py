@@ -34,6 +34,14 @@ _MONEY = ("cost_usd", "cache_savings_usd")
 _TS_RE = r"\d{4}-\d{2}-\d{2}[Tt ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?([Zz]|[+-]\d{2}:?\d{2})?"
 
 
+def _lambda(param: str, body: str) -> str:
+    """A SQL lambda: `lambda x: ...` since DuckDB 1.3 (2.0 refuses the old `x -> ...`)."""
+    import duckdb
+
+    major, minor = (int(p) for p in duckdb.__version__.split(".")[:2])
+    return f"lambda {param}: {body}" if (major, minor) >= (1, 3) else f"{param} -> {body}"
+
+
 def require() -> Any:
     """The duckdb module, or ImportError naming the extra."""
     try:
@@ -92,6 +100,8 @@ def _events_sql(files: Sequence[str]) -> str:
         f"{f}: 'JSON'"
         for f in ("timestamp", *_STRINGS, *COUNT_FIELDS, "llm_calls_without_usage", *_MONEY)
     )
+    is_object = _lambda("t", "t = 'OBJECT'")
+    share_valid = _lambda("s", _share_ok("s"))
     valid = [
         "starts_with(timestamp::VARCHAR, '\"')",
         f"regexp_full_match(timestamp ->> '$', '{_TS_RE}')",
@@ -104,8 +114,8 @@ def _events_sql(files: Sequence[str]) -> str:
         " AND m IS NOT NULL"
         # every share an object (the cast reads a string share as all-null fields)
         " AND COALESCE(list_bool_and(list_transform(json_type(models, '$.*'),"
-        " lambda t: t = 'OBJECT')), true)"
-        f" AND COALESCE(list_bool_and(list_transform(map_values(m), lambda s: {_share_ok('s')})),"
+        f" {is_object})), true)"
+        f" AND COALESCE(list_bool_and(list_transform(map_values(m), {share_valid})),"
         " true)))",
     ]
     file_list = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
@@ -138,6 +148,8 @@ def aggregate(source: EventSource, aggs: Sequence[Aggregate]) -> None:
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET TimeZone = 'UTC'")
+        # Sums do not depend on row order: DuckDB may then stream with less memory.
+        con.execute("SET preserve_insertion_order = false")
         _run(con, source, aggs)
     finally:
         con.close()
@@ -180,7 +192,7 @@ def _run(con: Any, source: EventSource, aggs: Sequence[Aggregate]) -> None:
     # An event unpriced as a whole still adds its priced models' share (2+ models).
     known = {
         f: f"COALESCE({_money(f)}, CASE WHEN cardinality(m) > 1 THEN list_sum(list_transform("
-        f"map_values(m), lambda s: {_money(f's.{f}')})) END)"
+        f"map_values(m), {_lambda('s', _money(f's.{f}'))})) END)"
         for f in _MONEY
     }
     # Event-level figures are taken on each event's first share row only.
