@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from ._engine_python import COUNT_FIELDS, WITHOUT, to_utc, validate
-from ._report import BoundArg, EventSource, PathsArg
+from ._source import BoundArg, EventSource, PathsArg
 
 __all__ = ["SCHEMA_FIELDS", "export_parquet"]
 
