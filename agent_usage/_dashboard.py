@@ -22,7 +22,7 @@ from typing import Any
 
 from ._charts import H, W, bar_chart, line_chart
 from ._format import format_money, format_rate, format_tokens
-from ._report import Aggregate
+from ._report import Aggregate, EventSource, feed_all
 
 __all__ = ["Dashboard", "render_dashboard"]
 
@@ -48,14 +48,19 @@ class Dashboard:
         malformed: events dropped because a summed field was not a number.
     """
 
-    def __init__(self, events: Iterable[Mapping[str, Any]]) -> None:
+    def __init__(self, events: Iterable[Mapping[str, Any]] | EventSource) -> None:
         aggs = {by: Aggregate(by=by) for by in ("model", "session", "day", "hour")}
         status: Counter[str] = Counter()
-        it = iter(events)
-        while chunk := list(islice(it, _CHUNK)):
-            for agg in aggs.values():
-                agg.feed(chunk)
-            status.update(str(e.get("status") or "unknown") for e in chunk)
+        if isinstance(events, EventSource):
+            # One read and one typed decode for all four (or one DuckDB scan).
+            feed_all(aggs.values(), events)
+            status.update(aggs["day"].statuses)
+        else:
+            it = iter(events)
+            while chunk := list(islice(it, _CHUNK)):
+                for agg in aggs.values():
+                    agg.feed(chunk)
+            status.update(aggs["day"].statuses)
         self.total = aggs["day"].total_row()
         self.by_model = aggs["model"].rows()
         self.by_session = aggs["session"].rows()

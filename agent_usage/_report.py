@@ -1,32 +1,48 @@
-"""Reports: `llm_usage` events summed per session, model, day or hour.
+"""Reports: `llm_usage` events summed per session, model, day, hour or host.
 
-One streaming pass over the log: memory grows with the number of groups, never
-with the number of events. Per event the work is one C-level `itemgetter` and a
-list append; each group sums a batch of such tuples column-wise (C-level `sum`)
-when it holds `_FOLD_AT` of them. Day and hour keys are slices of the ISO
-timestamp (events are written in UTC), so no datetime is parsed per event.
+One streaming pass over one or more logs: memory grows with the number of groups,
+never with the number of events. Every event goes through the one validity rule of
+`_engine_python` first (a line it refuses is counted in `malformed` and summed by no
+grouping), so the totals of `report`, every `report --by` and the dashboard agree.
 
-How rows look (table, CSV, JSON) and the `agent-usage report` command live in
-`_report_cli`.
+Per event the work is one typed decode (in C) and a list append; each group sums a
+batch of records column-wise (C-level `sum` over an `attrgetter`) when it holds
+`_FOLD_AT` of them. Day and hour keys come from the timestamp converted to UTC.
+
+With `engine="duckdb"` the same sums come from SQL (`_engine_duckdb`) into the same
+`Aggregate`. How rows look (table, CSV, JSON) lives with the CLI.
 """
 
 from __future__ import annotations
 
-import os
-from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
-from datetime import date, datetime, timedelta, timezone
-from functools import partial
-from operator import add, is_not, itemgetter
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from operator import attrgetter
 from typing import Any
 
+from ._engine_python import (
+    COUNT_FIELDS,
+    WITHOUT,
+    ModelShare,
+    UsageEvent,
+    to_utc,
+    validate,
+)
 from ._pricing import PricesArg
-from ._read import EventReader, read_events
+
+# Re-exported: the CLI, the dashboard and the exporters take them from here.
+from ._source import ENGINES, BoundArg, EventSource, PathsArg, parse_bound
 
 __all__ = [
+    "ENGINES",
     "GROUP_KEYS",
     "Aggregate",
+    "BoundArg",
     "EventSource",
+    "PathsArg",
+    "feed_all",
+    "parse_bound",
     "report",
 ]
 
@@ -36,41 +52,16 @@ GROUP_KEYS: dict[str, str] = {
     "model": "model",
     "day": "day",
     "hour": "hour",
+    "host": "host",
 }
 
-# Summed as they are, both on events and on their per-model rows.
-_INT_FIELDS = (
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "reasoning_tokens",
-    "llm_calls",
-)
-_CH1H = "cache_creation_1h_input_tokens"  # optional
 _SAVED = "cache_savings_usd"
-_WITHOUT = "llm_calls_without_usage"  # events only, not their per-model rows
-# A group's running sums start with one vector in this order, so that a whole
-# event is added by one C-level itemgetter and one map(add).
-# Calls without usage come last: a model's share has everything but them.
-_VECTOR = (*_INT_FIELDS, "cost_usd", _SAVED, _WITHOUT)
-_CREATION = _VECTOR.index("cache_creation_input_tokens")
-_COST, _SAVED_AT, _WITHOUT_AT = (_VECTOR.index(f) for f in ("cost_usd", _SAVED, _WITHOUT))
-_COUNTS = (*range(len(_INT_FIELDS)), _WITHOUT_AT)
-_get_vector = itemgetter(*_VECTOR)
-_get_model = itemgetter(*_VECTOR[:_WITHOUT_AT])
-_known = partial(is_not, None)
-# Events a group holds before summing them: bounds memory per group.
-_FOLD_AT = 64
 
 # Column order of a row (after its key).
 ROW_FIELDS = (
     "events",
-    *_INT_FIELDS[:5],
-    _CH1H,
-    *_INT_FIELDS[5:],
-    _WITHOUT,
+    *COUNT_FIELDS,
+    WITHOUT,
     "cost_usd",
     "unpriced_events",
     _SAVED,
@@ -78,116 +69,72 @@ ROW_FIELDS = (
 )
 
 Row = dict[str, Any]
-BoundArg = str | date | datetime | None
 
-# The running sums of a group:
-# [vector in _VECTOR order, 1h cache writes, events, unpriced events,
-#  events with no known cost, events with no known savings]
+# The running sums of a group, one list:
+_COUNTS, _WITHOUT, _COST, _SAVINGS, _EVENTS, _UNPRICED, _NO_COST, _NO_SAVED = range(8)
+# [counts in COUNT_FIELDS order, calls without usage, cost, savings, events,
+#  unpriced events, events with no known cost, events with no known savings]
 _Sums = list[Any]
 
 
-def _new_sums() -> _Sums:
-    return [[0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0], 0, 0, 0, 0, 0]
+def new_sums() -> _Sums:
+    """Empty running sums (also what the DuckDB engine fills)."""
+    return [[0] * len(COUNT_FIELDS), 0, 0.0, 0.0, 0, 0, 0, 0]
 
 
-def _add(sums: _Sums, src: Mapping[str, Any]) -> bool:
-    """Add one event (or one model's share of it) to `sums`; False if malformed.
+def _add(sums: _Sums, rec: UsageEvent | ModelShare) -> None:
+    """Add one valid record (an event or a model's share) to `sums`.
 
-    The general path, for what the batched fast path leaves: missing or null
-    counts, partly unpriced events with several models, 1h cache writes, by-model
-    shares. A malformed event (a summed field that is not a number) is refused whole.
+    Summed at once, field by field, not batched: a record kept for later costs more
+    (memory the cache no longer holds) than the additions it would save. Counts are
+    never null in a record (the rule reads null as 0), so nothing here can fail.
     """
-    try:
-        values = list(_get_vector(src))
-    except KeyError:
-        values = [src.get(f) for f in _VECTOR]
-    for i in _COUNTS:
-        if values[i] is None:  # missing or null (older writers; model shares): 0
-            values[i] = 0
-    cost, saved = values[_COST], values[_SAVED_AT]
-    unpriced = cost is None
-    if unpriced:
-        # Null when any of the event's models is unpriced; the priced models'
-        # share still counts.
-        cost = _known_part(src, "cost_usd")
+    c = sums[_COUNTS]
+    c[0] += rec.input_tokens
+    c[1] += rec.output_tokens
+    c[2] += rec.total_tokens
+    c[3] += rec.cache_read_input_tokens
+    c[4] += rec.cache_creation_input_tokens
+    c[5] += rec.cache_creation_1h_input_tokens
+    c[6] += rec.reasoning_tokens
+    c[7] += rec.llm_calls
+    sums[_EVENTS] += 1
+    cost = rec.cost_usd
+    if cost is None:
+        sums[_UNPRICED] += 1
+        sums[_NO_COST] += 1
+    else:
+        sums[_COST] += cost
+    saved = rec.cache_savings_usd
     if saved is None:
-        saved = _known_part(src, _SAVED)
-    values[_COST] = cost or 0.0
-    values[_SAVED_AT] = saved or 0.0
-    ch1h = src.get(_CH1H) or 0
-    try:
-        vector = list(map(add, sums[0], values))
-        ch1h += sums[1]
-    except TypeError:
-        return False
-    sums[0] = vector
-    sums[1] = ch1h
-    sums[2] += 1
-    sums[3] += unpriced
-    sums[4] += cost is None
-    sums[5] += saved is None
-    return True
-
-
-def _fold(sums: _Sums, batch: list[tuple[Any, ...]]) -> int:
-    """Add a batch of `_VECTOR` tuples to `sums`; returns how many were malformed.
-
-    Each item is a model's share, a one-model event or a fully priced one, so a
-    null cost or savings means "nothing priced". A model's share stops before
-    calls without usage. A batch holding a non-number is added again item by
-    item through `_add`, which drops only the bad ones, each whole.
-    """
-    cols = list(zip(*batch, strict=True))
-    vector = sums[0]
-    try:
-        new = [vector[i] + sum(cols[i]) for i in range(_COST)]
-        costs, savings = cols[_COST], cols[_SAVED_AT]
-        new.append(vector[_COST] + sum(filter(_known, costs)))
-        new.append(vector[_SAVED_AT] + sum(filter(_known, savings)))
-        without = sum(cols[_WITHOUT_AT]) if len(cols) > _WITHOUT_AT else 0
-        new.append(vector[_WITHOUT_AT] + without)
-    except TypeError:
-        # (zip: a model's share is one field short, _add reads it as 0)
-        return sum(not _add(sums, dict(zip(_VECTOR, item))) for item in batch)  # noqa: B905
-    unpriced = costs.count(None)
-    sums[0] = new
-    sums[2] += len(batch)
-    sums[3] += unpriced
-    sums[4] += unpriced
-    sums[5] += savings.count(None)
-    return 0
-
-
-def _known_part(src: Mapping[str, Any], field: str) -> Any:
-    """The sum of `field` over the event's models that have it; None if none has."""
-    models = src.get("models")
-    # One model: its figure is the event's, already known to be null.
-    if (type(models) is not dict and not isinstance(models, Mapping)) or len(models) < 2:
-        return None
-    known = [
-        v for m in models.values() if isinstance(m, Mapping) and (v := m.get(field)) is not None
-    ]
-    try:
-        return sum(known) if known else None
-    except TypeError:  # not numbers: as good as unknown
-        return None
+        sums[_NO_SAVED] += 1
+    else:
+        sums[_SAVINGS] += saved
 
 
 def _merge(into: _Sums, sums: _Sums) -> None:
-    into[0] = list(map(add, into[0], sums[0]))
-    for i in range(1, len(into)):
+    into[_COUNTS] = [a + b for a, b in zip(into[_COUNTS], sums[_COUNTS], strict=True)]
+    for i in range(_WITHOUT, len(into)):
         into[i] += sums[i]
+
+
+def _key_text(by: str, key: Any) -> Any:
+    if by == "day" and isinstance(key, date):
+        return key.isoformat()
+    if by == "hour" and isinstance(key, datetime):
+        return key.strftime("%Y-%m-%dT%H")
+    return key
 
 
 def _finish(key_name: str, key: Any, sums: _Sums) -> Row:
     """The public shape of a row: key first, then the summed event fields."""
-    vector, ch1h, events, unpriced, no_cost, no_saved = sums
-    row: Row = {key_name: key, "events": events, **dict(zip(_VECTOR, vector, strict=True))}
-    row[_CH1H] = ch1h
+    counts, without, cost, saved, events, unpriced, no_cost, no_saved = sums
+    row: Row = {key_name: key, "events": events, **dict(zip(COUNT_FIELDS, counts, strict=True))}
+    row[WITHOUT] = without
     # A group's cost is unknown only when nothing in it was priced.
-    row["cost_usd"] = round(row["cost_usd"], 10) if no_cost < events else None
+    row["cost_usd"] = round(cost, 10) if no_cost < events else None
     row["unpriced_events"] = unpriced
-    row[_SAVED] = round(row[_SAVED], 10) if no_saved < events else None
+    row[_SAVED] = round(saved, 10) if no_saved < events else None
     row["cache_hit_rate"] = (
         row["cache_read_input_tokens"] / row["input_tokens"] if row["input_tokens"] else None
     )
@@ -198,14 +145,27 @@ def _cost_order(row: Row) -> tuple[float, int]:
     return (row["cost_usd"] or 0.0, row["total_tokens"])
 
 
+def _known_part(ev: UsageEvent, field: str) -> float | None:
+    """The sum of `field` over the event's models that have it; None if none has."""
+    assert ev.models is not None
+    known = [v for m in ev.models.values() if (v := getattr(m, field)) is not None]
+    return sum(known) if known else None
+
+
 class Aggregate:
     """Events summed per group, streaming: memory grows with groups, not events.
 
+    Feed it an `EventSource` (the fast typed path, or SQL with the DuckDB engine) or
+    any iterable of `llm_usage` event dicts; either way each event passes the one
+    validity rule (`_engine_python`) before it is summed.
+
     Args:
-        by: "session", "model", "day" or "hour".
+        by: "session", "model", "day", "hour" or "host".
 
     Attributes:
-        malformed: events dropped because a summed field was not a number.
+        malformed: `llm_usage` events skipped because a field had the wrong type or
+            an implausible value (the same events every grouping skips).
+        statuses: valid events per `status` value.
     """
 
     def __init__(self, *, by: str = "session") -> None:
@@ -214,124 +174,115 @@ class Aggregate:
         self.by = by
         self.key_name = GROUP_KEYS[by]
         self._malformed = 0
+        self._sources: list[EventSource] = []
         self._groups: dict[Any, _Sums] = {}
-        # Events waiting per group to be summed column-wise, at most _FOLD_AT each.
-        self._pending: defaultdict[Any, list[tuple[Any, ...]]] = defaultdict(list)
-        # Only by model do groups overlap (an event splits over its models), so
-        # only then are the total's counts kept apart: [events, unpriced events].
-        self._model_events = [0, 0]
+        # By model, groups overlap (an event splits over its models): the total is
+        # kept over whole events apart.
+        self._total = new_sums()
+        self._statuses: Counter[str | None] = Counter()
 
     @property
     def malformed(self) -> int:
-        """Events dropped because a summed field was not a number."""
-        self._fold_all()
-        return self._malformed
+        """`llm_usage` events skipped because a field had the wrong type or value."""
+        return self._malformed + sum(s.malformed for s in self._sources)
 
-    def feed(self, events: Iterable[Mapping[str, Any]]) -> Aggregate:
-        """Add every event of `events`; returns self."""
-        pending = self._pending
-        by = self.by
-        get = _get_vector
-        if by == "model":
-            for e in events:
-                self._split_models(e)
+    @property
+    def statuses(self) -> dict[str, int]:
+        """Valid events per `status` value ("unknown" when missing)."""
+        return {("unknown" if k is None else k): n for k, n in self._statuses.items()}
+
+    def feed(self, events: Iterable[Mapping[str, Any]] | EventSource) -> Aggregate:
+        """Add every event of `events` (an `EventSource` or event dicts); returns self."""
+        if isinstance(events, EventSource):
+            feed_all([self], events)
             return self
-        for e in events:
-            if by == "session":
-                key = e.get("session_id")
-            else:
-                ts = e.get("timestamp")
-                key = (ts[:10] if by == "day" else ts[:13]) if isinstance(ts, str) else None
-            # The common event is one C-level lookup and one append; its group sums
-            # a batch of them column by column (C-level too) when the batch is full.
-            # This loop is the report's whole cost. Left to the general path: 1h
-            # cache writes, and a null cost or savings when there are several models
-            # (their priced share must be looked up).
-            try:
-                values = get(e)
-                if not (values[_CREATION] and e.get(_CH1H)) and (
-                    None not in values or len(e.get("models") or ()) < 2
-                ):
-                    batch = pending[key]
-                    batch.append(values)
-                    if len(batch) >= _FOLD_AT:
-                        self._fold(key, batch)
-                    continue
-            except (KeyError, TypeError):
-                pass
-            sums = self._sums(key)
-            if not _add(sums, e):
+        records = []
+        for ev in map(validate, events):
+            if ev is None:
                 self._malformed += 1
-                if not sums[2]:
-                    del self._groups[key]
+            else:
+                records.append(ev)
+        return self.feed_records(records)
+
+    def feed_records(self, records: list[UsageEvent]) -> Aggregate:
+        """Add records that passed the rule (from `EventSource.records`); returns self."""
+        self._statuses.update(map(_get_status, records))
+        by = self.by
+        if by == "model":
+            for ev in records:
+                self._split_models(ev)
+            return self
+        groups = self._groups
+        for ev in records:
+            if by == "session":
+                key: Any = ev.session_id
+            elif by == "day":
+                key = to_utc(ev.timestamp).date()  # type: ignore[arg-type]
+            elif by == "hour":
+                key = to_utc(ev.timestamp).replace(  # type: ignore[arg-type]
+                    minute=0, second=0, microsecond=0, tzinfo=None
+                )
+            else:
+                key = ev.host
+            sums = groups.get(key)
+            if sums is None:
+                sums = groups[key] = new_sums()
+            _add(sums, ev)
+            if ev.llm_calls_without_usage:
+                sums[_WITHOUT] += ev.llm_calls_without_usage
+            # (One model: its figure is the event's, null too.)
+            if (ev.cost_usd is None or ev.cache_savings_usd is None) and len(ev.models or ()) > 1:
+                _partly_priced(sums, ev)
         return self
+
+    def _split_models(self, ev: UsageEvent) -> None:
+        """Split an event by its per-model breakdown, so mixed invokes count per model."""
+        models = ev.models
+        shares: Iterable[tuple[str | None, UsageEvent | ModelShare]]
+        # No breakdown (older writers): the label is the model.
+        shares = models.items() if models else ((ev.model, ev),)
+        for name, share in shares:
+            _add(self._sums(name), share)
+        # Calls that reported no usage name no model: they count under the label.
+        if ev.llm_calls_without_usage:
+            self._sums(ev.model)[_WITHOUT] += ev.llm_calls_without_usage
+            self._total[_WITHOUT] += ev.llm_calls_without_usage
+        _add(self._total, ev)
+        if (ev.cost_usd is None or ev.cache_savings_usd is None) and len(ev.models or ()) > 1:
+            _partly_priced(self._total, ev)
 
     def _sums(self, key: Any) -> _Sums:
         sums = self._groups.get(key)
         if sums is None:
-            sums = self._groups[key] = _new_sums()
+            sums = self._groups[key] = new_sums()
         return sums
 
-    def _fold(self, key: Any, batch: list[tuple[Any, ...]]) -> None:
-        sums = self._sums(key)
-        self._malformed += _fold(sums, batch)
-        batch.clear()
-        if not sums[2]:
-            del self._groups[key]
+    def load(self, key: Any, sums: _Sums, statuses: Mapping[str | None, int] | None) -> None:
+        """Add a group's sums computed elsewhere (the DuckDB engine)."""
+        _merge(self._sums(key), sums)
+        if statuses:
+            self._statuses.update(statuses)
 
-    def _fold_all(self) -> None:
-        for key, batch in self._pending.items():
-            if batch:
-                self._fold(key, batch)
+    def load_malformed(self, events: int) -> None:
+        """Count malformed events found elsewhere (the DuckDB engine)."""
+        self._malformed += events
 
-    def _split_models(self, e: Mapping[str, Any]) -> None:
-        """Split an event by its per-model breakdown, so mixed invokes count per model.
+    def load_status(self, status: str | None, events: int) -> None:
+        """Add events of one status counted elsewhere (the DuckDB engine)."""
+        self._statuses[status] += events
 
-        The total is kept apart here (an event spans several rows): its events and
-        unpriced events are counted, its sums are the model rows' sums.
-        """
-        models = e.get("models")
-        label = e.get("model")
-        if not isinstance(models, Mapping) or not models:
-            # An event without a breakdown (older writers): the label is the model.
-            models = {label: e}
-        pending = self._pending
-        for name, m in models.items():
-            # As for events: a lookup and an append, or the general path.
-            try:
-                values = _get_model(m)
-                if not (values[_CREATION] and m.get(_CH1H)):
-                    batch = pending[name]
-                    batch.append(values)
-                    if len(batch) >= _FOLD_AT:
-                        self._fold(name, batch)
-                    continue
-            except (KeyError, TypeError):
-                pass
-            if isinstance(m, Mapping):
-                sums = self._sums(name)
-                if not _add(sums, m):
-                    self._malformed += 1
-                    if not sums[2]:
-                        del self._groups[name]
-        self._model_events[0] += 1
-        if e.get("cost_usd") is None:
-            self._model_events[1] += 1
-        # Calls that reported no usage name no model: they count under the event's
-        # label when it is one of its models, else under a row for the label itself.
-        without = e.get(_WITHOUT)
-        if without and type(without) is int:
-            self._sums(label)[0][_WITHOUT_AT] += without
+    def load_total(self, sums: _Sums) -> None:
+        """By model: add the whole-event total computed elsewhere."""
+        _merge(self._total, sums)
 
     def rows(self, *, top: int | None = None) -> list[Row]:
         """The groups in their public shape.
 
-        Days and hours come in time order, sessions and models by cost then
+        Days and hours come in time order, sessions, models and hosts by cost then
         tokens, most first; `top` keeps the N costliest (in that order).
         """
-        self._fold_all()
-        rows = [_finish(self.key_name, k, r) for k, r in self._groups.items()]
-        if top is not None or self.by in ("session", "model"):
+        rows = [_finish(self.key_name, _key_text(self.by, k), s) for k, s in self._groups.items()]
+        if top is not None or self.by not in ("day", "hour"):
             rows.sort(key=_cost_order, reverse=True)
         else:
             rows.sort(key=lambda r: r[self.key_name] or "")
@@ -339,147 +290,84 @@ class Aggregate:
 
     def total_row(self) -> Row:
         """The sum over all events, in the public row shape (key "total")."""
-        self._fold_all()
-        total = _new_sums()
-        for sums in self._groups.values():
-            _merge(total, sums)
         if self.by == "model":
-            total[2], total[3] = self._model_events
+            total = [list(self._total[0]), *self._total[1:]]
+        else:
+            total = new_sums()
+            for sums in self._groups.values():
+                _merge(total, sums)
         return _finish(self.key_name, "total", total)
 
 
-# --- time bounds ---------------------------------------------------------------
+def _partly_priced(sums: _Sums, ev: UsageEvent) -> None:
+    """An event unpriced as a whole still adds its priced models' share.
 
-
-def parse_bound(value: BoundArg, *, end: bool = False) -> str | None:
-    """An ISO date or datetime as a UTC string that compares with event timestamps.
-
-    Naive datetimes are taken as UTC. As an end bound, a bare date means the end
-    of that day (the whole day is included).
-
-    Raises:
-        ValueError: when `value` is not an ISO date or datetime.
+    `_add` counted it as having no known cost; when some model has one, that part
+    is added and the event no longer counts as unknown.
     """
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, date):
-        moment = datetime(value.year, value.month, value.day)
-        if end:
-            moment += timedelta(days=1)
-    else:
-        text = str(value).strip()
-        try:
-            if len(text) == 10:
-                moment = datetime.combine(date.fromisoformat(text), datetime.min.time())
-                if end:
-                    moment += timedelta(days=1)
-            else:
-                # Python 3.10's fromisoformat does not read a trailing "Z".
-                moment = datetime.fromisoformat(
-                    text[:-1] + "+00:00" if text.endswith("Z") else text
-                )
-        except ValueError:
-            raise ValueError(
-                f"not an ISO date or datetime: {value!r} (e.g. 2026-11-22 or 2026-11-22T13:00)"
-            ) from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
-    # Event timestamps look like 2026-11-22T23:14:09.123456+00:00: this prefix
-    # compares correctly with them as plain strings.
-    return moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
+    for field, at, unknown in (("cost_usd", _COST, _NO_COST), (_SAVED, _SAVINGS, _NO_SAVED)):
+        if getattr(ev, field) is None and (part := _known_part(ev, field)) is not None:
+            sums[at] += part
+            sums[unknown] -= 1
 
 
-class EventSource:
-    """The `llm_usage` events of a log, filtered by time and optionally re-priced.
-
-    Args:
-        path: the log (rotated siblings included, as the reader does).
-        since: keep events at or after this ISO date/datetime (UTC).
-        until: keep events before this ISO datetime; a bare date includes that day.
-        prices: re-price every event with these prices (a mapping or a TOML/JSON file).
-
-    Raises:
-        ValueError: a bad bound, or bad prices (the message names the value).
-        OSError: the log cannot be opened.
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        since: BoundArg = None,
-        until: BoundArg = None,
-        prices: PricesArg = None,
-    ) -> None:
-        self.lo = parse_bound(since)
-        self.hi = parse_bound(until, end=True)
-        self.reprice: Any = None
-        if prices is not None:
-            from ._pricing import Pricer
-
-            self.reprice = Pricer(prices).reprice
-        # The reader filters `since` itself (before events reach us); `until` is ours.
-        self.reader: EventReader = read_events(path, types={"llm_usage"}, since=self.lo)
-
-    @property
-    def skipped(self) -> int:
-        """Lines the reader skipped (blank, non-JSON, torn)."""
-        return self.reader.skipped
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        events: Iterator[dict[str, Any]] = iter(self.reader)
-        if self.hi is not None:
-            events = _before(events, self.hi)
-        if self.reprice is not None:
-            events = map(self.reprice, events)
-        return events
+_get_status = attrgetter("status")
 
 
-def _before(events: Iterator[dict[str, Any]], hi: str) -> Iterator[dict[str, Any]]:
-    for e in events:
-        ts = e.get("timestamp")
-        # A string compare: `hi` is a UTC prefix in the events' own ISO form.
-        if isinstance(ts, str) and ts < hi:
-            yield e
+def feed_all(aggregates: Iterable[Aggregate], source: EventSource) -> None:
+    """Feed one source to several aggregates in one pass (one read, one decode)."""
+    aggs = list(aggregates)
+    for agg in aggs:
+        agg._sources.append(source)
+    if source.engine == "duckdb":
+        from ._engine_duckdb import aggregate
+
+        aggregate(source, aggs)
+        return
+    for batch in source.records():
+        for agg in aggs:
+            agg.feed_records(batch)
 
 
 def report(
-    path: str | os.PathLike[str],
+    path: PathsArg,
     *,
     by: str = "session",
     since: BoundArg = None,
     until: BoundArg = None,
     prices: PricesArg = None,
     top: int | None = None,
+    engine: str = "python",
 ) -> list[dict[str, Any]]:
-    """Sum the `llm_usage` events of a log per group, streaming.
+    """Sum the `llm_usage` events of one or more logs per group, streaming.
 
     Args:
-        path: the event log.
+        path: the event log, a glob, or a list of them (rotated files included).
         by: "session" (key `session_id`), "model" (key `model`, split by each
-            event's per-model breakdown), "day" (`day`, YYYY-MM-DD UTC) or
-            "hour" (`hour`, YYYY-MM-DDTHH UTC).
+            event's per-model breakdown), "day" (`day`, YYYY-MM-DD UTC), "hour"
+            (`hour`, YYYY-MM-DDTHH UTC) or "host" (`host`, the events' host field).
         since: keep events at or after this ISO date/datetime (naive = UTC).
         until: keep events before this ISO datetime; a bare date includes that day.
         prices: re-price events with these prices (mapping or TOML/JSON file path).
         top: keep only the N groups that cost most (then most tokens).
+        engine: "python" (default) or "duckdb" (needs the `[duckdb]` extra): the
+            same rows either way.
 
     Returns:
         One dict per group: the key under its own name, `events`, every summed
         token field and `llm_calls`/`llm_calls_without_usage` under the event's
         names, `cost_usd` (None only when no event in the group was priced),
         `unpriced_events`, `cache_savings_usd` and `cache_hit_rate`
-        (cache reads / input, None without input).
+        (cache reads / input, None without input). Events that break the validity
+        rule (see `_engine_python`) are in no row.
 
     Raises:
-        ValueError: unknown `by`, a bad date, a negative `top`.
-        FileNotFoundError: `path` does not exist.
+        ValueError: unknown `by` or engine, a bad date, a negative `top`.
+        FileNotFoundError: a path does not exist (or a glob matches nothing).
     """
     _check_top(top)
     agg = Aggregate(by=by)
-    agg.feed(EventSource(path, since=since, until=until, prices=prices))
+    agg.feed(EventSource(path, since=since, until=until, prices=prices, engine=engine))
     return agg.rows(top=top)
 
 

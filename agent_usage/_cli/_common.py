@@ -12,12 +12,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
-from .._read import EventReader
-from .._report import EventSource, parse_bound
+from .._engine_python import LogFiles
+from .._report import ENGINES, EventSource, parse_bound
 
 __all__ = [
     "CliError",
+    "add_engine_argument",
     "add_format_argument",
+    "add_paths_argument",
     "add_prices_argument",
     "add_time_arguments",
     "check_time_range",
@@ -80,6 +82,26 @@ def add_time_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_paths_argument(parser: argparse.ArgumentParser) -> None:
+    """PATH...: one or more logs or globs (one log per worker or host), read as one."""
+    parser.add_argument(
+        "path",
+        metavar="PATH",
+        nargs="+",
+        help="event logs or globs (quote them); each log's rotated files are read too",
+    )
+
+
+def add_engine_argument(parser: argparse.ArgumentParser) -> None:
+    """--engine python|duckdb (the DuckDB engine needs the [duckdb] extra)."""
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="python",
+        help="python (default) or duckdb (needs the [duckdb] extra): the same sums",
+    )
+
+
 def add_prices_argument(parser: argparse.ArgumentParser) -> None:
     """--prices FILE: re-price every event."""
     parser.add_argument("--prices", metavar="FILE", help="re-price with a TOML/JSON price file")
@@ -112,14 +134,18 @@ def open_source(args: argparse.Namespace) -> EventSource:
     check_time_range(args.since, args.until)
     try:
         return EventSource(
-            args.path, since=args.since, until=args.until, prices=getattr(args, "prices", None)
+            args.path,
+            since=args.since,
+            until=args.until,
+            prices=getattr(args, "prices", None),
+            engine=getattr(args, "engine", "python"),
         )
-    except ValueError as exc:
+    except (ValueError, ImportError) as exc:
         raise CliError(str(exc)) from None
 
 
 def with_progress(
-    events: Iterable[dict[str, Any]], reader: EventReader, stream: IO[str], *, every: int = 4096
+    events: Iterable[dict[str, Any]], reader: LogFiles, stream: IO[str], *, every: int = 4096
 ) -> Iterator[dict[str, Any]]:
     """Pass `events` through, drawing a bar of bytes read on `stream` (a TTY)."""
     total = max(reader.bytes_total, 1)
@@ -139,20 +165,45 @@ def with_progress(
         stream.flush()
 
 
-def read_with_notes(source: EventSource, sink: Callable[[Iterable[dict[str, Any]]], Any]) -> None:
-    """Feed `source` into `sink(events)` with a progress bar on a TTY stderr.
+def read_with_notes(source: EventSource, sink: Callable[[EventSource], Any]) -> None:
+    """Feed `source` into `sink(source)`, with a progress bar on a TTY stderr.
+
+    The sink gets the source itself (not a generator over it), so aggregates take
+    their fast typed path; the bar is drawn from the reader's chunk callback.
 
     Raises:
         CliError: the log could not be read to the end.
     """
-    events: Iterable[dict[str, Any]] = source
     if sys.stderr.isatty():
-        events = with_progress(source, source.reader, sys.stderr)
+        source.reader.on_chunk = _ProgressBar(source.reader, sys.stderr)
     try:
-        sink(events)
+        sink(source)
     except (UnicodeDecodeError, OSError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise CliError(f"cannot read {source.reader.path}: {reason}") from None
+    finally:
+        if isinstance(source.reader.on_chunk, _ProgressBar):
+            source.reader.on_chunk.clear()
+
+
+class _ProgressBar:
+    """Draws "reading [####   ] 42.0%" at most five times a second."""
+
+    def __init__(self, reader: LogFiles, stream: IO[str]) -> None:
+        self.reader, self.stream, self.last = reader, stream, 0.0
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now - self.last >= 0.2:
+            self.last = now
+            share = min(self.reader.bytes_read / max(self.reader.bytes_total, 1), 1.0)
+            self.stream.write(f"\rreading [{'#' * int(share * 30):<30}] {share * 100:5.1f}%")
+            self.stream.flush()
+
+    def clear(self) -> None:
+        if self.last:
+            self.stream.write("\r" + " " * 48 + "\r")
+            self.stream.flush()
 
 
 def print_skip_note(source: EventSource, malformed: int) -> None:
@@ -161,6 +212,6 @@ def print_skip_note(source: EventSource, malformed: int) -> None:
     if source.skipped:
         parts.append(f"{source.skipped} bad line(s)")
     if malformed:
-        parts.append(f"{malformed} llm_usage event(s) with non-numeric fields")
+        parts.append(f"{malformed} malformed llm_usage event(s) (a field of the wrong type)")
     if parts:
         print(f"agent-usage: note: skipped {' and '.join(parts)}", file=sys.stderr)

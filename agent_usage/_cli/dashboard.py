@@ -15,6 +15,8 @@ import tempfile
 from .._dashboard import Dashboard, render_dashboard
 from ._common import (
     CliError,
+    add_engine_argument,
+    add_paths_argument,
     add_prices_argument,
     add_time_arguments,
     open_source,
@@ -28,7 +30,8 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `agent-usage dashboard`."""
-    parser.add_argument("path", metavar="PATH", help="the events.jsonl log")
+    add_paths_argument(parser)
+    add_engine_argument(parser)
     parser.add_argument(
         "-o", "--output", default="dashboard.html", metavar="FILE", help="default dashboard.html"
     )
@@ -75,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     page = render_dashboard(
         d,
         title=args.title,
-        source=args.path,
+        source=source.reader.path,
         skipped=source.skipped,
         session_usd=args.session_usd,
         day_usd=args.day_usd,

@@ -1,4 +1,5 @@
-"""`agent-usage export otel|posthog PATH`: back-fill a log into OpenTelemetry or PostHog.
+"""`agent-usage export otel|posthog|parquet PATH...`: back-fill logs into OpenTelemetry or
+PostHog, or write them as a Parquet dataset (`export_parquet`).
 
 Reads the `llm_usage` events of PATH (and its rotated siblings) as `agent-usage
 report` does (same --since/--until), sends them through the same exporters the
@@ -24,8 +25,15 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `agent-usage export`."""
-    parser.add_argument("target", choices=("otel", "posthog"), help="where to send the events")
-    parser.add_argument("path", help="the events.jsonl log to back-fill")
+    parser.add_argument(
+        "target", choices=("otel", "posthog", "parquet"), help="where to send the events"
+    )
+    parser.add_argument(
+        "path", nargs="+", help="event logs or globs to back-fill (rotated files included)"
+    )
+    parser.add_argument(
+        "-o", "--output", metavar="DIR", help="parquet: the dataset's root directory"
+    )
     add_time_arguments(parser)
     parser.add_argument(
         "--endpoint",
@@ -117,6 +125,10 @@ _CHUNK = 500
 
 def run(args: argparse.Namespace) -> int:
     """Back-fill the log, flush, print what was delivered and what was not."""
+    if args.target == "parquet":
+        from . import export_parquet
+
+        return export_parquet.run(args)
     events = iter(open_source(args))  # a missing file or a bad date fails before any setup
     first = next(events, None)
     exporter = _otel_exporter(args) if args.target == "otel" else _posthog_exporter(args)

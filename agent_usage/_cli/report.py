@@ -16,7 +16,9 @@ import sys
 from .._format import csv_safe, format_money, format_rate, format_tokens, printable
 from .._report import GROUP_KEYS, ROW_FIELDS, Aggregate, Row
 from ._common import (
+    add_engine_argument,
     add_format_argument,
+    add_paths_argument,
     add_prices_argument,
     add_time_arguments,
     open_source,
@@ -102,10 +104,11 @@ def format_csv(rows: list[Row], *, key_name: str) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `agent-usage report`."""
-    parser.add_argument("path", metavar="PATH", help="the events.jsonl log")
+    add_paths_argument(parser)
     parser.add_argument(
         "--by", choices=tuple(GROUP_KEYS), default="session", help="the grouping (default session)"
     )
+    add_engine_argument(parser)
     add_time_arguments(parser)
     add_format_argument(parser, "table", "json", "csv")
     parser.add_argument("--top", type=positive_int, metavar="N", help="only the N costliest groups")
