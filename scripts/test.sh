@@ -99,7 +99,7 @@ if [ "$mode" = latest ]; then
   rm -rf .venv-latest
   "$UV" venv -q --python "$PY313" .venv-latest
   "$UV" pip install -q --python .venv-latest/bin/python --upgrade --group dev \
-    -e '.[otel,posthog,litellm,duckdb]'
+    -e '.[otel,posthog,litellm,duckdb,parquet]'
   lint .venv-latest
   step "tests, newest releases"
   run_pytest .venv-latest -q "$@"
