@@ -22,7 +22,6 @@ import errno
 import fcntl
 import logging
 import os
-import re
 import stat
 import threading
 import time
@@ -36,6 +35,8 @@ from typing import Any
 
 import orjson
 
+from ._logfiles import not_regular, open_regular, rotated_files, split_name, stamp_us
+
 __all__ = ["EventLog"]
 
 logger = logging.getLogger(__name__)
@@ -43,9 +44,18 @@ logger = logging.getLogger(__name__)
 _OPTS = orjson.OPT_APPEND_NEWLINE
 _dumps = orjson.dumps
 _write = os.write
+_lseek = os.lseek
+_SEEK_CUR = os.SEEK_CUR
+_monotonic = time.monotonic
 # A failed open is retried at most this often, so a broken path costs little per event.
 _REOPEN_INTERVAL_S = 1.0
-_STAMP_RE = r"\.(\d{8}T\d{12}Z)"
+# The path is compared with the open file (deleted? replaced?) after this long or this
+# many bytes of events since the last check, whichever comes first.
+_CHECK_INTERVAL_S = 0.1
+_CHECK_BYTES = 1 << 20
+# The rotation lock is waited for at most this long; then it is left alone this long.
+_LOCK_WAIT_S = 0.5
+_LOCK_BACKOFF_S = 5.0
 
 
 # ---------------------------------------------------------------------------- encoding
@@ -143,28 +153,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _split_name(path: str) -> tuple[str, str, str]:
-    directory, base = os.path.split(os.path.abspath(path))
-    stem, suffix = os.path.splitext(base)
-    return directory, stem, suffix
-
-
-def _stamp_us(name: str) -> int:
-    """Microseconds since the epoch from a rotated file's name."""
-    match = re.search(_STAMP_RE, os.path.basename(name))
-    assert match is not None
-    when = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S%fZ").replace(tzinfo=timezone.utc)
-    return int(when.timestamp()) * 1_000_000 + when.microsecond
-
-
-def _rotated_files(path: str) -> list[str]:
-    """The rotated siblings of `path`, oldest first (their names sort by age)."""
-    directory, stem, suffix = _split_name(path)
-    pattern = re.compile(re.escape(stem) + _STAMP_RE + re.escape(suffix))
-    names = sorted(n for n in os.listdir(directory) if pattern.fullmatch(n))
-    return [os.path.join(directory, n) for n in names]
-
-
 def _ends_torn(fd: int) -> bool:
     """Whether the file ends mid-line because a writer died (not because one is writing).
 
@@ -172,10 +160,7 @@ def _ends_torn(fd: int) -> bool:
     last line only counts as torn once the file has stopped changing for ~10 ms;
     otherwise the next append would leave a needless blank line.
     """
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        return False
-    size, quiet = st.st_size, 0.0
+    size, quiet = os.fstat(fd).st_size, 0.0
     while size > 0 and os.pread(fd, 1, size - 1) != b"\n":
         if quiet >= 0.01:
             return True
@@ -186,28 +171,14 @@ def _ends_torn(fd: int) -> bool:
     return False
 
 
-def _retire(owner: object, fd: int) -> None:
-    """Close the file behind `fd` now, but free the number only with `owner`.
-
-    A thread in `append`'s lock-free path may still hold the number; if it were freed,
-    the next `open` anywhere in the process could reuse it and that thread's write
-    would land in someone else's file. Pointing the number at /dev/null closes the
-    file at once; the number itself is released when the log is garbage collected.
-    """
-    devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        os.dup2(devnull, fd, inheritable=False)
-    finally:
-        os.close(devnull)
-    weakref.finalize(owner, os.close, fd)
-
-
 class EventLog:
     """An append-only JSONL file: one `os.write` of one orjson line per event.
 
     Safe to share between threads and asyncio tasks, and to append to from several
     processes at once (each with its own `EventLog`). A child made by `fork()` reopens
-    the file on its next append.
+    the file on its next append. A file deleted or replaced under the log (an operator,
+    logrotate) is noticed within 0.1 s or 1 MiB of events and the path reopened; events
+    written meanwhile to a deleted file are written again to the new one.
 
     Args:
         path: the log file; created with mode 0600 (an existing file keeps its mode).
@@ -216,7 +187,8 @@ class EventLog:
         max_bytes: rotate once the file holds at least this many bytes: it is renamed
             to `<stem>.<UTC timestamp><suffix>` (e.g. `events.20261122T231409123456Z.jsonl`,
             names that sort by age) and a new file is started, which keeps `tail -F`
-            working. None (the default) never rotates.
+            working. None (the default) never rotates. Every writer of a rotating log
+            should rotate it (use the same `max_bytes`).
         backup_count: rotated files to keep (the oldest are deleted); None keeps all.
         fsync: `fsync` after every event, so it survives a power loss, at the cost
             of a disk flush (milliseconds, not microseconds) per event.
@@ -224,8 +196,9 @@ class EventLog:
     Raises:
         IsADirectoryError: `path` is a directory.
         FileNotFoundError: the directory of `path` does not exist.
+        OSError: EINVAL when `path` is a FIFO, device or socket (it could block
+            forever); with `strict=True`, any failure to open the file.
         ValueError: a bad `max_bytes` or `backup_count`.
-        OSError: with `strict=True`, when the file cannot be opened.
     """
 
     def __init__(
@@ -246,18 +219,34 @@ class EventLog:
             raise IsADirectoryError(errno.EISDIR, "EventLog path is a directory", self.path)
         if not os.path.isdir(os.path.dirname(os.path.abspath(self.path))):
             raise FileNotFoundError(errno.ENOENT, "EventLog directory does not exist", self.path)
+        try:
+            mode = os.stat(self.path).st_mode
+        except OSError:
+            mode = stat.S_IFREG  # not there yet (or not visible): open decides
+        if not stat.S_ISREG(mode):
+            raise not_regular(self.path, mode)
         self.strict = strict
         self._max_bytes = max_bytes
         self._backup_count = backup_count
         self._fsync = fsync
         self.dropped = 0
-        self._lock = threading.RLock()  # slow paths only; _drop re-enters it
+        # Every write happens under this lock: close() then never races a write, and
+        # the offset read back after a write is this write's own.
+        self._lock = threading.RLock()
         self._fd: int | None = None
         self._fast_fd: int | None = None  # _fd when a plain write is all an append needs
+        self._ident = (0, 0)  # (st_dev, st_ino) of the open file
+        self._readable = False
+        self._end = -1  # where our last write ended: a write starting there glued onto nothing
+        self._recent: list[bytes] = []  # written since the path was last checked
+        self._recent_bytes = 0
+        self._check_at = 0.0
         self._lock_fd: int | None = None
+        self._unlocked_until = 0.0  # rotation lock unavailable: write without it until then
         self._closed = False
         self._torn = False  # the file ends mid-line: start the next write with "\n"
         self._retry_at = 0.0
+        self._open_error: OSError | None = None
         self._warned: set[tuple[str, str]] = set()
         with self._lock:
             self._open()
@@ -273,8 +262,6 @@ class EventLog:
         in `dropped`. Values JSON cannot hold are converted (Decimal to float, sets to
         lists) or written as their `str`.
         """
-        # The hot path is one dumps and one write, no lock: O_APPEND makes the write
-        # atomic, and close() never frees a descriptor number this path may hold.
         line: bytes | None
         if type(event) is dict:
             try:
@@ -285,18 +272,24 @@ class EventLog:
             line = self._encode_slow(event)
         if line is None:
             return
-        fd = self._fast_fd
-        if fd is None:  # closed, failed, torn tail, rotation or fsync on
-            with self._lock:
+        with self._lock:
+            fd = self._fast_fd
+            if fd is None:  # closed, failed, torn tail, rotation or fsync on
                 self._write_slow(line)
-            return
-        try:
-            n = _write(fd, line)
-            if n != len(line):
-                with self._lock:
-                    self._finish_short_write(fd, line, line, n)
-        except OSError as exc:
-            with self._lock:
+                return
+            # The common case inline: one write, and the offset it ended at.
+            try:
+                n = _write(fd, line)
+                end = _lseek(fd, 0, _SEEK_CUR)
+                if n != len(line) or end - n != self._end:
+                    self._settle(fd, line, line, n, end)
+                else:
+                    self._end = end
+                self._recent.append(line)
+                self._recent_bytes += n
+                if self._recent_bytes >= _CHECK_BYTES or _monotonic() >= self._check_at:
+                    self._verify()
+            except OSError as exc:
                 self._refresh()
                 self._drop(exc, "write to")
 
@@ -316,23 +309,79 @@ class EventLog:
             if self._fd is None and not self._reopen():
                 return
             if self._max_bytes is not None:
-                self._maybe_rotate()
-                if self._fd is None and not self._reopen():
-                    return
-            fd = self._fd
-            assert fd is not None
-            data = b"\n" + line if self._torn else line
-            try:
-                n = _write(fd, data)
-                if n != len(data):
-                    self._finish_short_write(fd, line, data, n)
-                self._torn = False
-                if self._fsync:
-                    os.fsync(fd)
-            except OSError as exc:
-                self._drop(exc, "write to")
+                self._write_rotating(line)
+                return
+            assert self._fd is not None
+            self._put(self._fd, line)
+            if self._fsync:
+                os.fsync(self._fd)
+            if self._recent_bytes >= _CHECK_BYTES or _monotonic() >= self._check_at:
+                self._verify()
+        except OSError as exc:
+            self._drop(exc, "write to")
         finally:
             self._refresh()
+
+    def _put(self, fd: int, line: bytes) -> None:
+        """One write of `line` (after a newline if the file ends torn), then `_settle`."""
+        data = b"\n" + line if self._torn else line
+        n = _write(fd, data)
+        end = _lseek(fd, 0, _SEEK_CUR)
+        self._settle(fd, data, line, n, end)
+        self._recent.append(line)
+        self._recent_bytes += len(line)
+
+    def _settle(self, fd: int, data: bytes, line: bytes, n: int, end: int) -> None:
+        """Make sure `line`, just written as `data`, is whole on a line of its own.
+
+        A write comes up short (full disk, file size limit), or lands after a fragment
+        that a writer killed mid-write left: glued onto it, our line would be skipped
+        by every reader. Writes from all processes are serialised by the kernel, so
+        the byte just before ours is final: if it is not a newline, the line is written
+        again after one. The check is skipped when our previous write ended where this
+        one starts, the usual case with one writer.
+        """
+        start = end - n
+        self._end = end
+        if n != len(data):
+            self._end = -1
+            if self._finish_short_write(fd, line, data, n):
+                return
+        self._torn = False
+        if data[:1] == b"\n" or start <= 0 or not self._readable:
+            return
+        if os.pread(fd, 1, start - 1) in (b"\n", b""):
+            return
+        self._end = -1
+        fixed = b"\n" + line
+        n = _write(fd, fixed)
+        if n != len(fixed):
+            self._finish_short_write(fd, line, fixed, n)
+
+    def _finish_short_write(self, fd: int, line: bytes, data: bytes, n: int) -> bool:
+        """Complete a write the kernel cut short, without leaving a glued or doubled line.
+
+        A strict prefix of an orjson object is never valid JSON, unless only the
+        newline is missing. So: if only the newline is missing, write it; otherwise
+        end the fragment with a newline (readers skip it) and write the event again
+        whole, in one write, so other writers still cannot interleave with it.
+
+        Returns:
+            Whether `line` was written again, whole, after a newline.
+        """
+        again = False
+        for _ in range(8):
+            if n == len(data):
+                self._torn = False
+                return again
+            if n > 0:
+                self._torn = True  # until this loop completes the line
+                if n == len(data) - 1:
+                    data = b"\n"
+                else:
+                    data, again = b"\n" + line, True
+            n = _write(fd, data)
+        raise OSError(errno.EIO, "repeated short writes", self.path)
 
     def _refresh(self) -> None:
         """Whether the next append can take the plain one-write path."""
@@ -354,39 +403,20 @@ class EventLog:
         """Whether each event is flushed to disk before `append` returns."""
         return self._fsync
 
-    def _finish_short_write(self, fd: int, line: bytes, data: bytes, n: int) -> None:
-        """Complete a write the kernel cut short, without leaving a glued or doubled line.
-
-        A strict prefix of an orjson object is never valid JSON, unless only the
-        newline is missing. So: if only the newline is missing, write it; otherwise
-        end the fragment with a newline (readers skip it) and write the event again
-        whole, in one write, so other writers still cannot interleave with it.
-        """
-        for _ in range(8):
-            if n == len(data):
-                self._torn = False
-                return
-            if n > 0:
-                self._torn = True
-                data = b"\n" if n == len(data) - 1 else b"\n" + line
-            n = _write(fd, data)
-        raise OSError(errno.EIO, "repeated short writes", self.path)
-
-    # -- opening, rotation, fork
+    # -- opening, replacement, rotation, fork
 
     def _open(self) -> None:
         """Open (or reopen) the file; called with the lock held."""
+        flags = os.O_APPEND | os.O_CREAT
         try:
             try:
-                # Read access only to check the last byte for a torn line.
-                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-                readable = True
+                # Read access to check the last byte before a write for a torn line.
+                fd, readable = open_regular(self.path, os.O_RDWR | flags), True
             except PermissionError:
-                fd = os.open(
-                    self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
-                )
-                readable = False
+                fd, readable = open_regular(self.path, os.O_WRONLY | flags), False
+            st = os.fstat(fd)
         except OSError as exc:
+            self._open_error = exc
             self._retry_at = time.monotonic() + _REOPEN_INTERVAL_S
             if self.strict:
                 raise
@@ -396,7 +426,10 @@ class EventLog:
         if readable:
             with contextlib.suppress(OSError):
                 self._torn = _ends_torn(fd)
-        self._fd = fd
+        self._fd, self._readable, self._ident = fd, readable, (st.st_dev, st.st_ino)
+        self._end = -1
+        self._open_error = None
+        self._check_at = _monotonic() + _CHECK_INTERVAL_S
 
     def _reopen(self) -> bool:
         """Get a descriptor back after close, fork or a failed open; False drops the event."""
@@ -406,54 +439,141 @@ class EventLog:
         if time.monotonic() >= self._retry_at:
             self._open()
         if self._fd is None:
-            self._drop(OSError(errno.EBADF, "log file is not open", self.path), "open")
+            # The real cause (permission, missing directory, ...), not "not open".
+            self._drop(self._open_failure(), "open")
             return False
         return True
 
-    def _maybe_rotate(self) -> None:
-        """Rotate when the file is full; called with the lock held, before a write.
+    def _open_failure(self) -> OSError:
+        return self._open_error or OSError(errno.EBADF, "cannot open", self.path)
 
-        Writers in several processes coordinate through `flock` on `<path>.lock`: the
-        first to see a full file renames it; the others see the path now names a
-        different file and just reopen. A process whose size check passed just before
-        another rotated writes that one event into the rotated file, where readers
-        still find it in order.
+    def _verify(self) -> None:
+        """Reopen the path if the file was deleted or replaced, like WatchedFileHandler.
+
+        Lines written since the last check to a file that is now deleted would be
+        lost: they are written again to the new file (or counted as dropped if it
+        cannot be opened). A renamed file keeps them, so they are not repeated.
         """
+        self._check_at = _monotonic() + _CHECK_INTERVAL_S
+        recent, self._recent, self._recent_bytes = self._recent, [], 0
         fd = self._fd
-        assert fd is not None and self._max_bytes is not None
-        st = os.fstat(fd)
-        if st.st_size < self._max_bytes:
+        if fd is None:
             return
         try:
+            st = os.stat(self.path)
+            if (st.st_dev, st.st_ino) == self._ident:
+                return
+        except FileNotFoundError:
+            pass  # deleted, renamed, or its directory is gone
+        except OSError:
+            return  # cannot tell: keep the file we have
+        try:
+            deleted = os.fstat(fd).st_nlink == 0
+        except OSError:
+            deleted = True
+        self._fd = self._fast_fd = None
+        os.close(fd)
+        self._open()
+        self._refresh()
+        if not deleted or not recent:
+            return
+        if self._fd is None:
+            for _ in recent:
+                self._drop(self._open_failure(), "open")
+            return
+        for line in recent:
+            self._put(self._fd, line)
+
+    def _write_rotating(self, line: bytes) -> None:
+        """`append` with rotation on; called with the lock held.
+
+        Writers hold the rotation lock (`flock` on `<path>.lock`) shared while they
+        check the path and write, and rotate under it held exclusive: so once a file
+        is renamed, no writer that rotates ever writes to it again, and followers
+        that reached its end have all of it. The lock is never waited for long: past
+        0.5 s (another process holding it, stopped or stuck), events are written
+        without it or rotation for 5 s, and that is logged once.
+        """
+        now = _monotonic()
+        locked = now >= self._unlocked_until and self._flock(fcntl.LOCK_SH)
+        if not locked and now >= self._unlocked_until:
+            self._unlocked_until = now + _LOCK_BACKOFF_S
+            self._warn_once(
+                TimeoutError(
+                    f"{self.path}.lock held by another process for over {_LOCK_WAIT_S} s; "
+                    f"writing without rotating for {_LOCK_BACKOFF_S} s"
+                ),
+                "lock",
+            )
+        try:
+            self._verify()
+            fd, limit = self._fd, self._max_bytes
+            assert limit is not None
+            if locked and fd is not None and _lseek(fd, 0, os.SEEK_END) >= limit:
+                locked = self._rotate()
+            if self._fd is None:
+                self._drop(self._open_failure(), "open")
+                return
+            self._put(self._fd, line)
+            if self._fsync:
+                os.fsync(self._fd)
+        finally:
+            if locked and self._lock_fd is not None:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _flock(self, op: int) -> bool:
+        """Take the rotation lock (LOCK_SH or LOCK_EX), waiting at most `_LOCK_WAIT_S`."""
+        try:
             if self._lock_fd is None:
-                self._lock_fd = os.open(
-                    self.path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
-                )
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-            try:
+                self._lock_fd = open_regular(self.path + ".lock", os.O_RDWR | os.O_CREAT)
+            deadline, delay = _monotonic() + _LOCK_WAIT_S, 0.0002
+            while True:
                 try:
-                    cur: os.stat_result | None = os.stat(self.path)
-                except FileNotFoundError:
-                    cur = None
-                if cur is not None and os.path.samestat(cur, st):
+                    fcntl.flock(self._lock_fd, op | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    if _monotonic() >= deadline:
+                        return False
+                time.sleep(delay)
+                delay = min(delay * 2, 0.01)
+        except OSError as exc:
+            self._warn_once(exc, "lock")
+            return False
+
+    def _rotate(self) -> bool:
+        """Rotate the full file. Called and returns holding the lock shared (False: not held).
+
+        The exclusive lock is only tried, never waited for: writers holding it shared
+        are mid-write, and one of the next appends will find it free.
+        """
+        lock_fd = self._lock_fd
+        assert lock_fd is not None
+        fcntl.flock(lock_fd, fcntl.LOCK_UN)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass
+        else:
+            try:
+                st = os.stat(self.path)
+                if (st.st_dev, st.st_ino) == self._ident:
                     os.rename(self.path, self._rotated_name())
                     self._prune()
+            except OSError as exc:
+                self._warn_once(exc, "rotate")  # keep writing to the full file
             finally:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-        except OSError as exc:
-            self._warn_once(exc, "rotate")
-            return  # keep writing to the full file rather than lose events
-        os.close(fd)
-        self._fd = None
-        self._open()
+                fcntl.flock(lock_fd, fcntl.LOCK_UN)
+        locked = self._flock(fcntl.LOCK_SH)
+        self._verify()  # renamed by us or another writer: reopen the path
+        return locked
 
     def _rotated_name(self) -> str:
-        directory, stem, suffix = _split_name(self.path)
+        directory, stem, suffix = split_name(self.path)
         now_us = time.time_ns() // 1000
-        existing = _rotated_files(self.path)
+        existing = rotated_files(self.path)
         if existing:
             # Names must keep sorting by age even if the clock steps back.
-            now_us = max(now_us, _stamp_us(existing[-1]) + 1)
+            now_us = max(now_us, stamp_us(existing[-1]) + 1)
         when = datetime.fromtimestamp(now_us // 1_000_000, timezone.utc)
         stamp = when.strftime("%Y%m%dT%H%M%S") + f"{now_us % 1_000_000:06d}Z"
         return os.path.join(directory, f"{stem}.{stamp}{suffix}")
@@ -461,7 +581,7 @@ class EventLog:
     def _prune(self) -> None:
         if self._backup_count is None:
             return
-        for old in _rotated_files(self.path)[: -self._backup_count]:
+        for old in rotated_files(self.path)[: -self._backup_count]:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(old)
 
@@ -477,6 +597,7 @@ class EventLog:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._fd = self._fast_fd = self._lock_fd = None
+        self._recent, self._recent_bytes, self._end = [], 0, -1
         self._retry_at = 0.0
 
     # -- failures
@@ -505,15 +626,24 @@ class EventLog:
     # -- lifecycle
 
     def close(self) -> None:
-        """Close the file; later appends are dropped (or raise when strict)."""
+        """Close the file; later appends are dropped (or raise when strict).
+
+        A file deleted since the last check gets its recent events written again to
+        the path first, as on any append.
+        """
         with self._lock:
-            self._closed = True
-            fd, lock_fd = self._fd, self._lock_fd
-            self._fd = self._fast_fd = self._lock_fd = None
-            if lock_fd is not None:
-                os.close(lock_fd)
-            if fd is not None:
-                _retire(self, fd)
+            try:
+                if not self._closed:
+                    self._verify()
+            except OSError as exc:
+                self._drop(exc, "write to")
+            finally:
+                self._closed = True
+                fd, lock_fd = self._fd, self._lock_fd
+                self._fd = self._fast_fd = self._lock_fd = None
+                for f in (lock_fd, fd):
+                    if f is not None:
+                        os.close(f)
         _live_logs.discard(self)
 
     def __enter__(self) -> EventLog:
