@@ -149,7 +149,9 @@ async def run_demo(log_path: str | os.PathLike[str], *, sessions: int = 4, turns
     from ._log import EventLog
     from ._wrapper import track_usage
 
-    with EventLog(log_path) as log:
+    # Strict: a log that cannot be written stops the demo with the real cause, before
+    # it claims to have written anything.
+    with EventLog(log_path, strict=True) as log:
         agent = track_usage(build_agent(), log, metadata={"app": "agent-usage-demo"})
 
         async def session(n: int) -> None:
@@ -168,7 +170,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.sessions < 1 or args.turns < 1:
         raise CliError("--sessions and --turns must be at least 1")
-    invokes = asyncio.run(run_demo(args.log, sessions=args.sessions, turns=args.turns))
+    try:
+        invokes = asyncio.run(run_demo(args.log, sessions=args.sessions, turns=args.turns))
+    except OSError as exc:
+        raise CliError(f"cannot write {args.log}: {exc.strerror or exc}") from None
     print(f"ran {invokes} agent invokes; events appended to {args.log}\n")
     from . import _report_cli
 
