@@ -19,29 +19,35 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import logging
 import os
 import stat
 import threading
 import time
-import uuid
 import weakref
-from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timezone
-from datetime import time as dtime
-from decimal import Decimal
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from ._logfiles import not_regular, open_regular, rotated_files, split_name, stamp_us
+from ._encode import _OPTS, _default, _encode
+from ._logfiles import (
+    LOCK_WAIT_S,
+    RotationLock,
+    ends_torn,
+    next_rotated_name,
+    not_regular,
+    open_regular,
+    prune,
+    rotated_files,
+)
 
 __all__ = ["EventLog"]
 
+_rotated_files = rotated_files  # the name other modules of the package import
+
 logger = logging.getLogger(__name__)
 
-_OPTS = orjson.OPT_APPEND_NEWLINE
 _dumps = orjson.dumps
 _write = os.write
 _lseek = os.lseek
@@ -49,94 +55,10 @@ _SEEK_CUR = os.SEEK_CUR
 _monotonic = time.monotonic
 # A failed open is retried at most this often, so a broken path costs little per event.
 _REOPEN_INTERVAL_S = 1.0
-# The path is compared with the open file (deleted? replaced?) after this long or this
-# many bytes of events since the last check, whichever comes first.
+# The path is compared with the open file (deleted? replaced?) at most this often.
 _CHECK_INTERVAL_S = 0.1
-_CHECK_BYTES = 1 << 20
-# The rotation lock is waited for at most this long; then it is left alone this long.
-_LOCK_WAIT_S = 0.5
+# A rotation lock not had in LOCK_WAIT_S is left alone this long (see _share_lock).
 _LOCK_BACKOFF_S = 5.0
-
-
-# ---------------------------------------------------------------------------- encoding
-
-
-def _safe_str(obj: object) -> str:
-    try:
-        return str(obj)
-    except Exception:
-        return f"<unprintable {type(obj).__name__}>"
-
-
-def _default(obj: Any) -> Any:
-    """orjson's fallback for types it does not know: a sensible JSON value, else str."""
-    if isinstance(obj, Decimal):
-        # Money arrives as Decimal from price tables; readers sum numbers, not strings.
-        return float(obj) if obj.is_finite() else str(obj)
-    if isinstance(obj, (set, frozenset)):
-        items = list(obj)
-        with contextlib.suppress(TypeError):  # mixed types keep their order
-            items.sort()
-        return items
-    if isinstance(obj, Mapping):
-        return dict(obj)
-    if isinstance(obj, (datetime, date, dtime)):
-        return obj.isoformat()
-    if isinstance(obj, uuid.UUID):
-        return str(obj)
-    if isinstance(obj, (bytes, bytearray, memoryview)):
-        return bytes(obj).decode("utf-8", "replace")
-    if isinstance(obj, BaseException):
-        return f"{type(obj).__name__}: {_safe_str(obj)}"
-    if isinstance(obj, (Sequence, range)) and not isinstance(obj, str):
-        return list(obj)
-    dump = getattr(obj, "model_dump", None)  # pydantic models
-    if callable(dump):
-        try:
-            return dump(mode="json")
-        except Exception:
-            pass
-    return _safe_str(obj)
-
-
-def _sanitize(obj: Any, depth: int, seen: set[int]) -> Any:
-    """A plain, acyclic, JSON-safe copy for the rare event orjson refuses outright."""
-    if isinstance(obj, str):
-        try:
-            obj.encode()
-        except UnicodeEncodeError:  # lone surrogates, which JSON text cannot carry
-            return obj.encode("utf-8", "replace").decode()
-        return obj
-    if obj is None or isinstance(obj, (bool, float)):
-        return obj
-    if isinstance(obj, int):
-        return obj if -(2**63) <= obj < 2**64 else str(obj)
-    if depth > 64 or id(obj) in seen:
-        return f"<{type(obj).__name__} cycle or too deep>"
-    seen.add(id(obj))
-    try:
-        if isinstance(obj, Mapping):
-            return {
-                _sanitize(_safe_str(k), depth, seen): _sanitize(v, depth + 1, seen)
-                for k, v in obj.items()
-            }
-        if isinstance(obj, (list, tuple)):
-            return [_sanitize(v, depth + 1, seen) for v in obj]
-        converted = _default(obj)
-        if isinstance(converted, str):
-            return converted
-        return _sanitize(converted, depth + 1, seen)
-    finally:
-        seen.discard(id(obj))
-
-
-def _encode(event: Mapping[str, Any]) -> bytes:
-    """One JSON line; never fails on odd values (they are converted or stringified)."""
-    try:
-        return orjson.dumps(event, default=_default, option=_OPTS)
-    except TypeError:
-        # Non-str keys, ints past 64 bits, cycles: rare, so the slow careful path.
-        return orjson.dumps(_sanitize(event, 0, set()), option=_OPTS)
 
 
 # ---------------------------------------------------------------------------- writer
@@ -151,24 +73,6 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _ends_torn(fd: int) -> bool:
-    """Whether the file ends mid-line because a writer died (not because one is writing).
-
-    Another process's write in flight is visible byte by byte to us, so an unfinished
-    last line only counts as torn once the file has stopped changing for ~10 ms;
-    otherwise the next append would leave a needless blank line.
-    """
-    size, quiet = os.fstat(fd).st_size, 0.0
-    while size > 0 and os.pread(fd, 1, size - 1) != b"\n":
-        if quiet >= 0.01:
-            return True
-        time.sleep(0.002)
-        new_size = os.fstat(fd).st_size
-        quiet = quiet + 0.002 if new_size == size else 0.0
-        size = new_size
-    return False
 
 
 class EventLog:
@@ -238,10 +142,14 @@ class EventLog:
         self._ident = (0, 0)  # (st_dev, st_ino) of the open file
         self._readable = False
         self._end = -1  # where our last write ended: a write starting there glued onto nothing
-        self._recent: list[bytes] = []  # written since the path was last checked
-        self._recent_bytes = 0
+        # Where our lines since the last check of the path are: runs of them written
+        # back to back, as (start, end) offsets, the last one ending at _end. Offsets,
+        # not the lines: holding on to lines makes every orjson.dumps several times
+        # slower (its buffers stop being recycled).
+        self._runs: list[tuple[int, int]] = []
+        self._run_start = -1
         self._check_at = 0.0
-        self._lock_fd: int | None = None
+        self._rotation = RotationLock(self.path)
         self._unlocked_until = 0.0  # rotation lock unavailable: write without it until then
         self._closed = False
         self._torn = False  # the file ends mid-line: start the next write with "\n"
@@ -285,9 +193,7 @@ class EventLog:
                     self._settle(fd, line, line, n, end)
                 else:
                     self._end = end
-                self._recent.append(line)
-                self._recent_bytes += n
-                if self._recent_bytes >= _CHECK_BYTES or _monotonic() >= self._check_at:
+                if _monotonic() >= self._check_at:
                     self._verify()
             except OSError as exc:
                 self._refresh()
@@ -315,7 +221,7 @@ class EventLog:
             self._put(self._fd, line)
             if self._fsync:
                 os.fsync(self._fd)
-            if self._recent_bytes >= _CHECK_BYTES or _monotonic() >= self._check_at:
+            if _monotonic() >= self._check_at:
                 self._verify()
         except OSError as exc:
             self._drop(exc, "write to")
@@ -326,10 +232,7 @@ class EventLog:
         """One write of `line` (after a newline if the file ends torn), then `_settle`."""
         data = b"\n" + line if self._torn else line
         n = _write(fd, data)
-        end = _lseek(fd, 0, _SEEK_CUR)
-        self._settle(fd, data, line, n, end)
-        self._recent.append(line)
-        self._recent_bytes += len(line)
+        self._settle(fd, data, line, n, _lseek(fd, 0, _SEEK_CUR))
 
     def _settle(self, fd: int, data: bytes, line: bytes, n: int, end: int) -> None:
         """Make sure `line`, just written as `data`, is whole on a line of its own.
@@ -341,22 +244,28 @@ class EventLog:
         again after one. The check is skipped when our previous write ended where this
         one starts, the usual case with one writer.
         """
-        start = end - n
-        self._end = end
+        if self._end >= 0:  # close the run of lines this one does not continue
+            self._runs.append((self._run_start, self._end))
+        start, self._end = end - n, -1
         if n != len(data):
-            self._end = -1
-            if self._finish_short_write(fd, line, data, n):
-                return
+            self._finish_short_write(fd, line, data, n)
+            self._mark(fd, line)
+            return
         self._torn = False
-        if data[:1] == b"\n" or start <= 0 or not self._readable:
+        start += len(data) - len(line)
+        if start > 0 and self._readable and os.pread(fd, 1, start - 1) not in (b"\n", b""):
+            fixed = b"\n" + line
+            n = _write(fd, fixed)
+            if n != len(fixed):
+                self._finish_short_write(fd, line, fixed, n)
+            self._mark(fd, line)
             return
-        if os.pread(fd, 1, start - 1) in (b"\n", b""):
-            return
-        self._end = -1
-        fixed = b"\n" + line
-        n = _write(fd, fixed)
-        if n != len(fixed):
-            self._finish_short_write(fd, line, fixed, n)
+        self._run_start, self._end = start, end
+
+    def _mark(self, fd: int, line: bytes) -> None:
+        """Note where `line` ended up after a repair: our last write ended it."""
+        end = _lseek(fd, 0, _SEEK_CUR)
+        self._runs.append((end - len(line), end))
 
     def _finish_short_write(self, fd: int, line: bytes, data: bytes, n: int) -> bool:
         """Complete a write the kernel cut short, without leaving a glued or doubled line.
@@ -425,7 +334,7 @@ class EventLog:
         self._torn = False
         if readable:
             with contextlib.suppress(OSError):
-                self._torn = _ends_torn(fd)
+                self._torn = ends_torn(fd)
         self._fd, self._readable, self._ident = fd, readable, (st.st_dev, st.st_ino)
         self._end = -1
         self._open_error = None
@@ -450,12 +359,15 @@ class EventLog:
     def _verify(self) -> None:
         """Reopen the path if the file was deleted or replaced, like WatchedFileHandler.
 
-        Lines written since the last check to a file that is now deleted would be
-        lost: they are written again to the new file (or counted as dropped if it
-        cannot be opened). A renamed file keeps them, so they are not repeated.
+        Our lines since the last check, in a file that is now deleted, would be lost:
+        they are read back from it (still open) and written to the new file, or
+        counted as dropped if that cannot be done. A renamed file keeps them.
         """
         self._check_at = _monotonic() + _CHECK_INTERVAL_S
-        recent, self._recent, self._recent_bytes = self._recent, [], 0
+        runs, self._runs = self._runs, []
+        if self._end >= 0:
+            runs.append((self._run_start, self._end))
+            self._run_start = self._end  # a new, empty run
         fd = self._fd
         if fd is None:
             return
@@ -467,44 +379,29 @@ class EventLog:
             pass  # deleted, renamed, or its directory is gone
         except OSError:
             return  # cannot tell: keep the file we have
-        try:
-            deleted = os.fstat(fd).st_nlink == 0
-        except OSError:
-            deleted = True
+        lost: list[bytes] = []
+        with contextlib.suppress(OSError):
+            if os.fstat(fd).st_nlink == 0:
+                for start, end in runs:
+                    data = os.pread(fd, end - start, start) if self._readable else b""
+                    *whole, rest = data.split(b"\n")
+                    lost.extend(line + b"\n" for line in whole)
+                    if rest or not whole:
+                        lost.append(b"")  # cannot be read back: counted as dropped
         self._fd = self._fast_fd = None
         os.close(fd)
         self._open()
         self._refresh()
-        if not deleted or not recent:
-            return
-        if self._fd is None:
-            for _ in recent:
-                self._drop(self._open_failure(), "open")
-            return
-        for line in recent:
-            self._put(self._fd, line)
+        unreadable = OSError(errno.EIO, "events written to the deleted file", self.path)
+        for line in lost:
+            if self._fd is None or not line.endswith(b"\n"):
+                self._drop(self._open_failure() if self._fd is None else unreadable, "write to")
+            else:
+                self._put(self._fd, line)
 
     def _write_rotating(self, line: bytes) -> None:
-        """`append` with rotation on; called with the lock held.
-
-        Writers hold the rotation lock (`flock` on `<path>.lock`) shared while they
-        check the path and write, and rotate under it held exclusive: so once a file
-        is renamed, no writer that rotates ever writes to it again, and followers
-        that reached its end have all of it. The lock is never waited for long: past
-        0.5 s (another process holding it, stopped or stuck), events are written
-        without it or rotation for 5 s, and that is logged once.
-        """
-        now = _monotonic()
-        locked = now >= self._unlocked_until and self._flock(fcntl.LOCK_SH)
-        if not locked and now >= self._unlocked_until:
-            self._unlocked_until = now + _LOCK_BACKOFF_S
-            self._warn_once(
-                TimeoutError(
-                    f"{self.path}.lock held by another process for over {_LOCK_WAIT_S} s; "
-                    f"writing without rotating for {_LOCK_BACKOFF_S} s"
-                ),
-                "lock",
-            )
+        """`append` with rotation on, under the rotation lock (see `RotationLock`)."""
+        locked = self._share_lock()
         try:
             self._verify()
             fd, limit = self._fd, self._max_bytes
@@ -518,72 +415,54 @@ class EventLog:
             if self._fsync:
                 os.fsync(self._fd)
         finally:
-            if locked and self._lock_fd is not None:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            if locked:
+                self._rotation.release()
 
-    def _flock(self, op: int) -> bool:
-        """Take the rotation lock (LOCK_SH or LOCK_EX), waiting at most `_LOCK_WAIT_S`."""
-        try:
-            if self._lock_fd is None:
-                self._lock_fd = open_regular(self.path + ".lock", os.O_RDWR | os.O_CREAT)
-            deadline, delay = _monotonic() + _LOCK_WAIT_S, 0.0002
-            while True:
-                try:
-                    fcntl.flock(self._lock_fd, op | fcntl.LOCK_NB)
-                    return True
-                except BlockingIOError:
-                    if _monotonic() >= deadline:
-                        return False
-                time.sleep(delay)
-                delay = min(delay * 2, 0.01)
-        except OSError as exc:
-            self._warn_once(exc, "lock")
+    def _share_lock(self) -> bool:
+        """Hold the rotation lock shared; if it cannot be had, go on without it for a while.
+
+        A process holding it for over `LOCK_WAIT_S` is stopped or stuck: rather than
+        make every append wait, events are written without the lock, and without
+        rotating, for `_LOCK_BACKOFF_S`, and that is logged once.
+        """
+        now = _monotonic()
+        if now < self._unlocked_until:
             return False
+        try:
+            if self._rotation.share():
+                return True
+            cause: OSError = TimeoutError(
+                f"{self._rotation.path} held by another process for over {LOCK_WAIT_S} s"
+            )
+        except OSError as exc:
+            cause = exc
+        self._unlocked_until = now + _LOCK_BACKOFF_S
+        if ("lock", type(cause).__name__) not in self._warned:
+            self._warned.add(("lock", type(cause).__name__))
+            logger.warning(
+                "agent_usage: cannot lock event log %s for rotation: %s; writing without "
+                "rotating for %g s at a time",
+                self.path,
+                cause,
+                _LOCK_BACKOFF_S,
+            )
+        return False
 
     def _rotate(self) -> bool:
-        """Rotate the full file. Called and returns holding the lock shared (False: not held).
-
-        The exclusive lock is only tried, never waited for: writers holding it shared
-        are mid-write, and one of the next appends will find it free.
-        """
-        lock_fd = self._lock_fd
-        assert lock_fd is not None
-        fcntl.flock(lock_fd, fcntl.LOCK_UN)
-        try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pass
-        else:
+        """Rotate the full file. Called and returns holding the lock shared (False: not held)."""
+        if self._rotation.exclusive_soon():
             try:
                 st = os.stat(self.path)
-                if (st.st_dev, st.st_ino) == self._ident:
-                    os.rename(self.path, self._rotated_name())
-                    self._prune()
+                if (st.st_dev, st.st_ino) == self._ident:  # not rotated by another writer yet
+                    os.rename(self.path, next_rotated_name(self.path))
+                    prune(self.path, self._backup_count)
             except OSError as exc:
                 self._warn_once(exc, "rotate")  # keep writing to the full file
             finally:
-                fcntl.flock(lock_fd, fcntl.LOCK_UN)
-        locked = self._flock(fcntl.LOCK_SH)
+                self._rotation.release()
+        locked = self._share_lock()
         self._verify()  # renamed by us or another writer: reopen the path
         return locked
-
-    def _rotated_name(self) -> str:
-        directory, stem, suffix = split_name(self.path)
-        now_us = time.time_ns() // 1000
-        existing = rotated_files(self.path)
-        if existing:
-            # Names must keep sorting by age even if the clock steps back.
-            now_us = max(now_us, stamp_us(existing[-1]) + 1)
-        when = datetime.fromtimestamp(now_us // 1_000_000, timezone.utc)
-        stamp = when.strftime("%Y%m%dT%H%M%S") + f"{now_us % 1_000_000:06d}Z"
-        return os.path.join(directory, f"{stem}.{stamp}{suffix}")
-
-    def _prune(self) -> None:
-        if self._backup_count is None:
-            return
-        for old in rotated_files(self.path)[: -self._backup_count]:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(old)
 
     def _after_fork(self) -> None:
         """In a forked child: fresh lock, and our own descriptors on the next append.
@@ -592,12 +471,12 @@ class EventLog:
         an inherited `flock` descriptor would not exclude the parent.
         """
         self._lock = threading.RLock()
-        for fd in (self._fd, self._lock_fd):
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._fd = self._fast_fd = self._lock_fd = None
-        self._recent, self._recent_bytes, self._end = [], 0, -1
+        self._rotation.close()
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd = self._fast_fd = None
+        self._runs, self._end = [], -1
         self._retry_at = 0.0
 
     # -- failures
@@ -639,11 +518,10 @@ class EventLog:
                 self._drop(exc, "write to")
             finally:
                 self._closed = True
-                fd, lock_fd = self._fd, self._lock_fd
-                self._fd = self._fast_fd = self._lock_fd = None
-                for f in (lock_fd, fd):
-                    if f is not None:
-                        os.close(f)
+                self._rotation.close()
+                fd, self._fd, self._fast_fd = self._fd, None, None
+                if fd is not None:
+                    os.close(fd)
         _live_logs.discard(self)
 
     def __enter__(self) -> EventLog:

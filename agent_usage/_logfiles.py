@@ -8,10 +8,13 @@ end, and reading a device can go on forever.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import os
 import re
 import stat
+import time
 from datetime import datetime, timezone
 
 _STAMP_RE = r"\.(\d{8}T\d{12}Z)"
@@ -87,3 +90,102 @@ def open_regular(path: str, flags: int, mode: int = 0o600) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def next_rotated_name(path: str) -> str:
+    """The name for `path` rotated now: after every existing one, even if the clock stepped back."""
+    directory, stem, suffix = split_name(path)
+    now_us = time.time_ns() // 1000
+    existing = rotated_files(path)
+    if existing:
+        now_us = max(now_us, stamp_us(existing[-1]) + 1)
+    when = datetime.fromtimestamp(now_us // 1_000_000, timezone.utc)
+    stamp = when.strftime("%Y%m%dT%H%M%S") + f"{now_us % 1_000_000:06d}Z"
+    return os.path.join(directory, f"{stem}.{stamp}{suffix}")
+
+
+def prune(path: str, keep: int | None) -> None:
+    """Delete all but the newest `keep` rotated files of `path` (None keeps all)."""
+    if keep is None:
+        return
+    for old in rotated_files(path)[:-keep]:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(old)
+
+
+def ends_torn(fd: int) -> bool:
+    """Whether the file ends mid-line because a writer died (not because one is writing).
+
+    Another process's write in flight is visible byte by byte to us, so an unfinished
+    last line only counts as torn once the file has stopped changing for ~10 ms;
+    otherwise the next append would leave a needless blank line.
+    """
+    size, quiet = os.fstat(fd).st_size, 0.0
+    while size > 0 and os.pread(fd, 1, size - 1) != b"\n":
+        if quiet >= 0.01:
+            return True
+        time.sleep(0.002)
+        new_size = os.fstat(fd).st_size
+        quiet = quiet + 0.002 if new_size == size else 0.0
+        size = new_size
+    return False
+
+
+# The rotation lock is waited for at most this long.
+LOCK_WAIT_S = 0.5
+
+
+class RotationLock:
+    """`flock` on `<path>.lock`: held shared by writers, exclusive to rotate; never waited on long.
+
+    A writer holds it shared while it checks the path and writes, and renames the
+    file only holding it exclusive: so once a file is rotated, no writer that takes
+    the lock writes to it again, and a follower that read it to its end has it all.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path + ".lock"
+        self.fd: int | None = None
+
+    def share(self) -> bool:
+        """Take it shared, waiting at most `LOCK_WAIT_S`; False if it stayed held exclusive.
+
+        Raises:
+            OSError: the lock file cannot be opened.
+        """
+        return self._take(fcntl.LOCK_SH, LOCK_WAIT_S)
+
+    def exclusive_soon(self) -> bool:
+        """Trade the shared hold for an exclusive one if that is possible within 20 ms.
+
+        Writers holding it shared are mid-write (`flock` lets new shared holders in
+        ahead of a waiting exclusive one, so waiting longer rarely helps); if it is
+        not had, one of the next appends will rotate instead.
+        """
+        self.release()
+        return self._take(fcntl.LOCK_EX, 0.02)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        """Close the lock file (which releases the lock); reopened on the next `share`."""
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _take(self, op: int, wait: float) -> bool:
+        if self.fd is None:
+            self.fd = open_regular(self.path, os.O_RDWR | os.O_CREAT)
+        deadline, delay = time.monotonic() + wait, 0.0002
+        while True:
+            try:
+                fcntl.flock(self.fd, op | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)

@@ -6,7 +6,6 @@ import asyncio
 import datetime as dt
 import decimal
 import enum
-import logging
 import os
 import shutil
 import signal

@@ -87,7 +87,7 @@ def test_a_lagging_follower_misses_nothing_across_hundreds_of_rotations(tmp_path
     finally:
         stop.set()
         thread.join(timeout=10)
-    assert rotations >= 300
+    assert rotations >= 200  # hundreds (about 480 when rotation is never contended)
     expected = {(str(p), i) for p in range(procs) for i in range(per_proc)}
     missed = expected - set(seen)
     assert len(missed) == 0, f"missed {len(missed)} of {len(expected)}"
