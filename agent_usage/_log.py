@@ -137,6 +137,7 @@ class EventLog:
         # Every write happens under this lock: close() then never races a write, and
         # the offset read back after a write is this write's own.
         self._lock = threading.RLock()
+        self._acquire, self._release = self._lock.acquire, self._lock.release
         self._fd: int | None = None
         self._fast_fd: int | None = None  # _fd when a plain write is all an append needs
         self._ident = (0, 0)  # (st_dev, st_ino) of the open file
@@ -180,24 +181,27 @@ class EventLog:
             line = self._encode_slow(event)
         if line is None:
             return
-        with self._lock:
+        # acquire/release, not `with`: a third of the cost of a `with` block on 3.13.
+        self._acquire()
+        try:
             fd = self._fast_fd
             if fd is None:  # closed, failed, torn tail, rotation or fsync on
                 self._write_slow(line)
                 return
             # The common case inline: one write, and the offset it ended at.
-            try:
-                n = _write(fd, line)
-                end = _lseek(fd, 0, _SEEK_CUR)
-                if n != len(line) or end - n != self._end:
-                    self._settle(fd, line, line, n, end)
-                else:
-                    self._end = end
-                if _monotonic() >= self._check_at:
-                    self._verify()
-            except OSError as exc:
-                self._refresh()
-                self._drop(exc, "write to")
+            n = _write(fd, line)
+            end = _lseek(fd, 0, _SEEK_CUR)
+            if n != len(line) or end - n != self._end:
+                self._settle(fd, line, line, n, end)
+            else:
+                self._end = end
+            if _monotonic() >= self._check_at:
+                self._verify()
+        except OSError as exc:
+            self._refresh()
+            self._drop(exc, "write to")
+        finally:
+            self._release()
 
     def _encode_slow(self, event: object) -> bytes | None:
         if not isinstance(event, Mapping):
@@ -471,6 +475,7 @@ class EventLog:
         an inherited `flock` descriptor would not exclude the parent.
         """
         self._lock = threading.RLock()
+        self._acquire, self._release = self._lock.acquire, self._lock.release
         self._rotation.close()
         if self._fd is not None:
             with contextlib.suppress(OSError):

@@ -95,7 +95,7 @@ class _Matcher:
             self._skipping = False
         self._parts = [chunk[cut + 1 :]] if cut + 1 < len(chunk) else []
         self._pending = len(chunk) - cut - 1
-        lines.extend(self._lines(chunk, start, cut + 1))
+        lines.extend(self._split(chunk, start, cut + 1))
         return lines
 
     def finish(self) -> list[bytes]:
@@ -117,7 +117,7 @@ class _Matcher:
             return True
         return self._escape in line or any(p in line for p in self._patterns)
 
-    def _lines(self, buf: bytes, start: int, end: int) -> list[bytes]:
+    def _split(self, buf: bytes, start: int, end: int) -> list[bytes]:
         """The lines of `buf[start:end]` (whole lines) worth parsing.
 
         Without a type filter, every line. With one, only lines that contain a
@@ -154,6 +154,15 @@ class _Matcher:
                 starts.add(rfind(b"\n", 0, i) + 1)
                 pos = find(b"\n", i, end) + 1
         return [buf[s : find(b"\n", s)] for s in sorted(starts)]
+
+    def _lines(self, buf: bytes) -> tuple[list[bytes], bytes]:
+        """The lines of `buf` worth parsing and its unterminated end (prefer `feed`)."""
+        end = buf.rfind(b"\n") + 1
+        return self._split(buf, 0, end), buf[end:]
+
+    def _tail_event(self, rest: bytes) -> Iterator[dict[str, Any]]:
+        """The event in an unterminated end, if it is one (prefer `finish`)."""
+        return self._events([rest] if rest.strip() else [])
 
     def _events(self, lines: list[bytes]) -> Iterator[dict[str, Any]]:
         # One call per chunk, not per line: this loop is the reader's whole cost.
