@@ -35,7 +35,6 @@ from ._logfiles import (
     LOCK_WAIT_S,
     RotationLock,
     ends_torn,
-    next_rotated_name,
     not_regular,
     open_regular,
     prune,
@@ -357,6 +356,14 @@ class EventLog:
             return False
         return True
 
+    def _is_current(self) -> bool:
+        """Whether the path still names the file we have open."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return False  # gone, or cannot tell: do not rotate it
+        return (st.st_dev, st.st_ino) == self._ident
+
     def _open_failure(self) -> OSError:
         return self._open_error or OSError(errno.EBADF, "cannot open", self.path)
 
@@ -453,19 +460,26 @@ class EventLog:
         return False
 
     def _rotate(self) -> bool:
-        """Rotate the full file. Called and returns holding the lock shared (False: not held)."""
-        if self._rotation.exclusive_soon():
+        """Rotate the full file. Called and returns holding the lock shared (False: not held).
+
+        The new file is created before the exclusive lock is released, so the path is
+        never missing for other writers or for followers.
+        """
+        if self._rotation.exclusive_soon(self._is_current):
+            rotated = False
             try:
-                st = os.stat(self.path)
-                if (st.st_dev, st.st_ino) == self._ident:  # not rotated by another writer yet
-                    os.rename(self.path, next_rotated_name(self.path))
-                    prune(self.path, self._backup_count)
+                if self._is_current():  # not rotated by another writer meanwhile
+                    os.rename(self.path, self._rotation.rotated_name(self.path))
+                    rotated = True
+                    self._verify()
             except OSError as exc:
                 self._warn_once(exc, "rotate")  # keep writing to the full file
             finally:
                 self._rotation.release()
+            if rotated:
+                prune(self.path, self._backup_count)
         locked = self._share_lock()
-        self._verify()  # renamed by us or another writer: reopen the path
+        self._verify()  # renamed by another writer: reopen the path
         return locked
 
     def _after_fork(self) -> None:

@@ -15,6 +15,7 @@ import os
 import re
 import stat
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 _STAMP_RE = r"\.(\d{8}T\d{12}Z)"
@@ -39,8 +40,13 @@ def stamp_us(name: str) -> int:
     """Microseconds since the epoch from a rotated file's name."""
     match = re.search(_STAMP_RE, os.path.basename(name))
     assert match is not None
-    when = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S%fZ").replace(tzinfo=timezone.utc)
-    return int(when.timestamp()) * 1_000_000 + when.microsecond
+    s = match.group(1)  # YYYYmmddTHHMMSSffffffZ, parsed by hand: strptime's first call
+    # imports a module and takes ~50 ms, with the rotation lock held.
+    when = datetime(
+        int(s[0:4]), int(s[4:6]), int(s[6:8]), int(s[9:11]), int(s[11:13]), int(s[13:15]),
+        tzinfo=timezone.utc,
+    )  # fmt: skip
+    return int(when.timestamp()) * 1_000_000 + int(s[15:21])
 
 
 def rotated_files(path: str, after: str | None = None) -> list[str]:
@@ -51,7 +57,12 @@ def rotated_files(path: str, after: str | None = None) -> list[str]:
     """
     directory, stem, suffix = split_name(path)
     pattern = re.compile(re.escape(stem) + _STAMP_RE + re.escape(suffix))
-    names = sorted(n for n in os.listdir(directory) if pattern.fullmatch(n))
+    prefix = stem + "."
+    names = sorted(
+        n
+        for n in os.listdir(directory)
+        if n.startswith(prefix) and n.endswith(suffix) and pattern.fullmatch(n)
+    )
     if after is not None:
         last = os.path.basename(after)
         names = [n for n in names if n > last]
@@ -92,13 +103,18 @@ def open_regular(path: str, flags: int, mode: int = 0o600) -> int:
     return fd
 
 
-def next_rotated_name(path: str) -> str:
-    """The name for `path` rotated now: after every existing one, even if the clock stepped back."""
+def next_rotated_name(path: str, newest_us: int | None = None) -> str:
+    """The name for `path` rotated now, sorting after every existing one.
+
+    Args:
+        newest_us: the stamp of the newest rotated file, if known; else the directory
+            is listed to find it. Names must keep sorting by age if the clock steps back.
+    """
     directory, stem, suffix = split_name(path)
-    now_us = time.time_ns() // 1000
-    existing = rotated_files(path)
-    if existing:
-        now_us = max(now_us, stamp_us(existing[-1]) + 1)
+    if newest_us is None:
+        existing = rotated_files(path)
+        newest_us = stamp_us(existing[-1]) if existing else 0
+    now_us = max(time.time_ns() // 1000, newest_us + 1)
     when = datetime.fromtimestamp(now_us // 1_000_000, timezone.utc)
     stamp = when.strftime("%Y%m%dT%H%M%S") + f"{now_us % 1_000_000:06d}Z"
     return os.path.join(directory, f"{stem}.{stamp}{suffix}")
@@ -148,22 +164,46 @@ class RotationLock:
         self.fd: int | None = None
 
     def share(self) -> bool:
-        """Take it shared, waiting at most `LOCK_WAIT_S`; False if it stayed held exclusive.
+        """Take it shared, waiting `LOCK_WAIT_S` and 60 tries; False if it stayed held exclusive.
 
         Raises:
             OSError: the lock file cannot be opened.
         """
-        return self._take(fcntl.LOCK_SH, LOCK_WAIT_S)
+        return self._take(fcntl.LOCK_SH, LOCK_WAIT_S, tries=60)
 
-    def exclusive_soon(self) -> bool:
-        """Trade the shared hold for an exclusive one if that is possible within 20 ms.
+    def exclusive_soon(self, still_needed: Callable[[], bool]) -> bool:
+        """Trade the shared hold for an exclusive one, within 20 ms, while `still_needed()`.
 
         Writers holding it shared are mid-write (`flock` lets new shared holders in
         ahead of a waiting exclusive one, so waiting longer rarely helps); if it is
-        not had, one of the next appends will rotate instead.
+        not had, or another writer rotated meanwhile, this writer does not rotate.
         """
         self.release()
-        return self._take(fcntl.LOCK_EX, 0.02)
+        deadline = time.monotonic() + 0.02
+        while still_needed():
+            if self._take(fcntl.LOCK_EX, 0.0):
+                return True
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.0005)
+        return False
+
+    def rotated_name(self, log_path: str) -> str:
+        """The name to rotate `log_path` to; call holding the lock exclusive.
+
+        The newest stamp is kept in the lock file, so naming costs no directory scan
+        (which, with thousands of rotated files, held the lock for long); the scan is
+        only the fallback for a lock file without one.
+        """
+        assert self.fd is not None
+        newest: int | None
+        try:
+            newest = int(os.pread(self.fd, 32, 0).split(b"\n")[0])
+        except ValueError:
+            newest = None
+        name = next_rotated_name(log_path, newest)
+        os.pwrite(self.fd, b"%020d\n" % stamp_us(name), 0)
+        return name
 
     def release(self) -> None:
         if self.fd is not None:
@@ -176,7 +216,12 @@ class RotationLock:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-    def _take(self, op: int, wait: float) -> bool:
+    def _take(self, op: int, wait: float, tries: int = 1) -> bool:
+        """Try until it is had, for at least `wait` seconds and `tries` attempts.
+
+        Counting attempts too keeps a process starved of CPU (the lock is held only
+        for moments, but its attempts may all land in them) from giving up early.
+        """
         if self.fd is None:
             self.fd = open_regular(self.path, os.O_RDWR | os.O_CREAT)
         deadline, delay = time.monotonic() + wait, 0.0002
@@ -185,7 +230,8 @@ class RotationLock:
                 fcntl.flock(self.fd, op | fcntl.LOCK_NB)
                 return True
             except BlockingIOError:
-                if time.monotonic() >= deadline:
+                tries -= 1
+                if tries <= 0 and time.monotonic() >= deadline:
                     return False
             time.sleep(delay)
             delay = min(delay * 2, 0.01)
