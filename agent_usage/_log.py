@@ -1,13 +1,15 @@
 """The append-only JSONL event log's writer: crash-safe appends from many threads and
-processes, optional rotation and fsync. Reading it back lives in `_read`.
+processes, optional rotation (`_rotating`) and fsync. Reading it back lives in `_read`.
 
 What the writer guarantees, on a local POSIX filesystem:
 
 - Each event is one `os.write` of one complete line on a descriptor opened with
   O_APPEND, so lines from threads, asyncio tasks and processes never interleave.
-- A torn last line (a writer killed mid-write, a full disk) is found when the log is
-  opened or when a write comes up short; the next append starts on a new line, so
-  only the torn event is lost and readers skip it.
+- A line never glues onto a fragment a killed writer left: the byte before each
+  write is checked after it, and the line written again after a newline if needed.
+- A file deleted or replaced under the log is noticed within 0.1 s and the path
+  reopened; our lines written meanwhile to a deleted file are written again.
+- Waits are bounded (the rotation lock: 0.5 s), and FIFOs and devices are refused.
 - Without `fsync`, a line is in the kernel's page cache when `append` returns: it
   survives the process dying, not the machine losing power.
 
@@ -32,14 +34,13 @@ import orjson
 
 from ._encode import _OPTS, _default, _encode
 from ._logfiles import (
-    LOCK_WAIT_S,
     RotationLock,
     ends_torn,
     not_regular,
     open_regular,
-    prune,
     rotated_files,
 )
+from ._rotating import _Rotating
 
 __all__ = ["EventLog"]
 
@@ -56,8 +57,6 @@ _monotonic = time.monotonic
 _REOPEN_INTERVAL_S = 1.0
 # The path is compared with the open file (deleted? replaced?) at most this often.
 _CHECK_INTERVAL_S = 0.1
-# A rotation lock not had in LOCK_WAIT_S is left alone this long (see _share_lock).
-_LOCK_BACKOFF_S = 5.0
 
 
 # ---------------------------------------------------------------------------- writer
@@ -74,14 +73,14 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class EventLog:
+class EventLog(_Rotating):
     """An append-only JSONL file: one `os.write` of one orjson line per event.
 
     Safe to share between threads and asyncio tasks, and to append to from several
     processes at once (each with its own `EventLog`). A child made by `fork()` reopens
     the file on its next append. A file deleted or replaced under the log (an operator,
-    logrotate) is noticed within 0.1 s or 1 MiB of events and the path reopened; events
-    written meanwhile to a deleted file are written again to the new one.
+    logrotate) is noticed by the first append 0.1 s after the last check, and the path
+    reopened; our events written meanwhile to a deleted file are written again.
 
     Args:
         path: the log file; created with mode 0600 (an existing file keeps its mode).
@@ -356,14 +355,6 @@ class EventLog:
             return False
         return True
 
-    def _is_current(self) -> bool:
-        """Whether the path still names the file we have open."""
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return False  # gone, or cannot tell: do not rotate it
-        return (st.st_dev, st.st_ino) == self._ident
-
     def _open_failure(self) -> OSError:
         return self._open_error or OSError(errno.EBADF, "cannot open", self.path)
 
@@ -409,78 +400,6 @@ class EventLog:
                 self._drop(self._open_failure() if self._fd is None else unreadable, "write to")
             else:
                 self._put(self._fd, line)
-
-    def _write_rotating(self, line: bytes) -> None:
-        """`append` with rotation on, under the rotation lock (see `RotationLock`)."""
-        locked = self._share_lock()
-        try:
-            self._verify()
-            fd, limit = self._fd, self._max_bytes
-            assert limit is not None
-            if locked and fd is not None and _lseek(fd, 0, os.SEEK_END) >= limit:
-                locked = self._rotate()
-            if self._fd is None:
-                self._drop(self._open_failure(), "open")
-                return
-            self._put(self._fd, line)
-            if self._fsync:
-                os.fsync(self._fd)
-        finally:
-            if locked:
-                self._rotation.release()
-
-    def _share_lock(self) -> bool:
-        """Hold the rotation lock shared; if it cannot be had, go on without it for a while.
-
-        A process holding it for over `LOCK_WAIT_S` is stopped or stuck: rather than
-        make every append wait, events are written without the lock, and without
-        rotating, for `_LOCK_BACKOFF_S`, and that is logged once.
-        """
-        now = _monotonic()
-        if now < self._unlocked_until:
-            return False
-        try:
-            if self._rotation.share():
-                return True
-            cause: OSError = TimeoutError(
-                f"{self._rotation.path} held by another process for over {LOCK_WAIT_S} s"
-            )
-        except OSError as exc:
-            cause = exc
-        self._unlocked_until = now + _LOCK_BACKOFF_S
-        if ("lock", type(cause).__name__) not in self._warned:
-            self._warned.add(("lock", type(cause).__name__))
-            logger.warning(
-                "agent_usage: cannot lock event log %s for rotation: %s; writing without "
-                "rotating for %g s at a time",
-                self.path,
-                cause,
-                _LOCK_BACKOFF_S,
-            )
-        return False
-
-    def _rotate(self) -> bool:
-        """Rotate the full file. Called and returns holding the lock shared (False: not held).
-
-        The new file is created before the exclusive lock is released, so the path is
-        never missing for other writers or for followers.
-        """
-        if self._rotation.exclusive_soon(self._is_current):
-            rotated = False
-            try:
-                if self._is_current():  # not rotated by another writer meanwhile
-                    os.rename(self.path, self._rotation.rotated_name(self.path))
-                    rotated = True
-                    self._verify()
-            except OSError as exc:
-                self._warn_once(exc, "rotate")  # keep writing to the full file
-            finally:
-                self._rotation.release()
-            if rotated:
-                prune(self.path, self._backup_count)
-        locked = self._share_lock()
-        self._verify()  # renamed by another writer: reopen the path
-        return locked
 
     def _after_fork(self) -> None:
         """In a forked child: fresh lock, and our own descriptors on the next append.

@@ -1,10 +1,12 @@
 """Reading the event log: a fast tolerant reader, and `follow`/`afollow`, which track the
 file like `tail -F`.
 
-The reader streams the log and its rotated files in 1 MiB chunks, oldest first, skips
-blank, non-JSON, non-object and torn lines (counting them in `EventReader.skipped`), and
-filters by event type on the raw bytes before parsing. The followers poll the file,
-survive rotation and truncation, and only yield complete lines.
+The reader streams the log and its rotated files in 1 MiB chunks, oldest first and one
+file open at a time, skips blank, non-JSON, non-object, torn and over-long lines
+(counting them in `EventReader.skipped`), and filters by event type on the raw bytes
+before parsing. The followers poll the file, track files by inode through any number of
+rotations, survive truncation, and only yield complete lines. Nothing here opens a FIFO
+or device (`_logfiles.open_regular`), so no reader can hang on one.
 """
 
 from __future__ import annotations
