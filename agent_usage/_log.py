@@ -1,13 +1,15 @@
 """The append-only JSONL event log's writer: crash-safe appends from many threads and
-processes, optional rotation and fsync. Reading it back lives in `_read`.
+processes, optional rotation (`_rotating`) and fsync. Reading it back lives in `_read`.
 
 What the writer guarantees, on a local POSIX filesystem:
 
 - Each event is one `os.write` of one complete line on a descriptor opened with
   O_APPEND, so lines from threads, asyncio tasks and processes never interleave.
-- A torn last line (a writer killed mid-write, a full disk) is found when the log is
-  opened or when a write comes up short; the next append starts on a new line, so
-  only the torn event is lost and readers skip it.
+- A line never glues onto a fragment a killed writer left: the byte before each
+  write is checked after it, and the line written again after a newline if needed.
+- A file deleted or replaced under the log is noticed within 0.1 s and the path
+  reopened; our lines written meanwhile to a deleted file are written again.
+- Waits are bounded (the rotation lock: 0.5 s), and FIFOs and devices are refused.
 - Without `fsync`, a line is in the kernel's page cache when `append` returns: it
   survives the process dying, not the machine losing power.
 
@@ -19,114 +21,42 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import logging
 import os
-import re
 import stat
 import threading
 import time
-import uuid
 import weakref
-from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timezone
-from datetime import time as dtime
-from decimal import Decimal
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
+from ._encode import _OPTS, _default, _encode
+from ._logfiles import (
+    RotationLock,
+    ends_torn,
+    not_regular,
+    open_regular,
+    rotated_files,
+)
+from ._rotating import _Rotating
+
 __all__ = ["EventLog"]
+
+_rotated_files = rotated_files  # the name other modules of the package import
 
 logger = logging.getLogger(__name__)
 
-_OPTS = orjson.OPT_APPEND_NEWLINE
 _dumps = orjson.dumps
 _write = os.write
+_lseek = os.lseek
+_SEEK_CUR = os.SEEK_CUR
+_monotonic = time.monotonic
 # A failed open is retried at most this often, so a broken path costs little per event.
 _REOPEN_INTERVAL_S = 1.0
-_STAMP_RE = r"\.(\d{8}T\d{12}Z)"
-
-
-# ---------------------------------------------------------------------------- encoding
-
-
-def _safe_str(obj: object) -> str:
-    try:
-        return str(obj)
-    except Exception:
-        return f"<unprintable {type(obj).__name__}>"
-
-
-def _default(obj: Any) -> Any:
-    """orjson's fallback for types it does not know: a sensible JSON value, else str."""
-    if isinstance(obj, Decimal):
-        # Money arrives as Decimal from price tables; readers sum numbers, not strings.
-        return float(obj) if obj.is_finite() else str(obj)
-    if isinstance(obj, (set, frozenset)):
-        items = list(obj)
-        with contextlib.suppress(TypeError):  # mixed types keep their order
-            items.sort()
-        return items
-    if isinstance(obj, Mapping):
-        return dict(obj)
-    if isinstance(obj, (datetime, date, dtime)):
-        return obj.isoformat()
-    if isinstance(obj, uuid.UUID):
-        return str(obj)
-    if isinstance(obj, (bytes, bytearray, memoryview)):
-        return bytes(obj).decode("utf-8", "replace")
-    if isinstance(obj, BaseException):
-        return f"{type(obj).__name__}: {_safe_str(obj)}"
-    if isinstance(obj, (Sequence, range)) and not isinstance(obj, str):
-        return list(obj)
-    dump = getattr(obj, "model_dump", None)  # pydantic models
-    if callable(dump):
-        try:
-            return dump(mode="json")
-        except Exception:
-            pass
-    return _safe_str(obj)
-
-
-def _sanitize(obj: Any, depth: int, seen: set[int]) -> Any:
-    """A plain, acyclic, JSON-safe copy for the rare event orjson refuses outright."""
-    if isinstance(obj, str):
-        try:
-            obj.encode()
-        except UnicodeEncodeError:  # lone surrogates, which JSON text cannot carry
-            return obj.encode("utf-8", "replace").decode()
-        return obj
-    if obj is None or isinstance(obj, (bool, float)):
-        return obj
-    if isinstance(obj, int):
-        return obj if -(2**63) <= obj < 2**64 else str(obj)
-    if depth > 64 or id(obj) in seen:
-        return f"<{type(obj).__name__} cycle or too deep>"
-    seen.add(id(obj))
-    try:
-        if isinstance(obj, Mapping):
-            return {
-                _sanitize(_safe_str(k), depth, seen): _sanitize(v, depth + 1, seen)
-                for k, v in obj.items()
-            }
-        if isinstance(obj, (list, tuple)):
-            return [_sanitize(v, depth + 1, seen) for v in obj]
-        converted = _default(obj)
-        if isinstance(converted, str):
-            return converted
-        return _sanitize(converted, depth + 1, seen)
-    finally:
-        seen.discard(id(obj))
-
-
-def _encode(event: Mapping[str, Any]) -> bytes:
-    """One JSON line; never fails on odd values (they are converted or stringified)."""
-    try:
-        return orjson.dumps(event, default=_default, option=_OPTS)
-    except TypeError:
-        # Non-str keys, ints past 64 bits, cycles: rare, so the slow careful path.
-        return orjson.dumps(_sanitize(event, 0, set()), option=_OPTS)
+# The path is compared with the open file (deleted? replaced?) at most this often.
+_CHECK_INTERVAL_S = 0.1
 
 
 # ---------------------------------------------------------------------------- writer
@@ -143,71 +73,14 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _split_name(path: str) -> tuple[str, str, str]:
-    directory, base = os.path.split(os.path.abspath(path))
-    stem, suffix = os.path.splitext(base)
-    return directory, stem, suffix
-
-
-def _stamp_us(name: str) -> int:
-    """Microseconds since the epoch from a rotated file's name."""
-    match = re.search(_STAMP_RE, os.path.basename(name))
-    assert match is not None
-    when = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S%fZ").replace(tzinfo=timezone.utc)
-    return int(when.timestamp()) * 1_000_000 + when.microsecond
-
-
-def _rotated_files(path: str) -> list[str]:
-    """The rotated siblings of `path`, oldest first (their names sort by age)."""
-    directory, stem, suffix = _split_name(path)
-    pattern = re.compile(re.escape(stem) + _STAMP_RE + re.escape(suffix))
-    names = sorted(n for n in os.listdir(directory) if pattern.fullmatch(n))
-    return [os.path.join(directory, n) for n in names]
-
-
-def _ends_torn(fd: int) -> bool:
-    """Whether the file ends mid-line because a writer died (not because one is writing).
-
-    Another process's write in flight is visible byte by byte to us, so an unfinished
-    last line only counts as torn once the file has stopped changing for ~10 ms;
-    otherwise the next append would leave a needless blank line.
-    """
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        return False
-    size, quiet = st.st_size, 0.0
-    while size > 0 and os.pread(fd, 1, size - 1) != b"\n":
-        if quiet >= 0.01:
-            return True
-        time.sleep(0.002)
-        new_size = os.fstat(fd).st_size
-        quiet = quiet + 0.002 if new_size == size else 0.0
-        size = new_size
-    return False
-
-
-def _retire(owner: object, fd: int) -> None:
-    """Close the file behind `fd` now, but free the number only with `owner`.
-
-    A thread in `append`'s lock-free path may still hold the number; if it were freed,
-    the next `open` anywhere in the process could reuse it and that thread's write
-    would land in someone else's file. Pointing the number at /dev/null closes the
-    file at once; the number itself is released when the log is garbage collected.
-    """
-    devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        os.dup2(devnull, fd, inheritable=False)
-    finally:
-        os.close(devnull)
-    weakref.finalize(owner, os.close, fd)
-
-
-class EventLog:
+class EventLog(_Rotating):
     """An append-only JSONL file: one `os.write` of one orjson line per event.
 
     Safe to share between threads and asyncio tasks, and to append to from several
     processes at once (each with its own `EventLog`). A child made by `fork()` reopens
-    the file on its next append.
+    the file on its next append. A file deleted or replaced under the log (an operator,
+    logrotate) is noticed by the first append 0.1 s after the last check, and the path
+    reopened; our events written meanwhile to a deleted file are written again.
 
     Args:
         path: the log file; created with mode 0600 (an existing file keeps its mode).
@@ -216,7 +89,8 @@ class EventLog:
         max_bytes: rotate once the file holds at least this many bytes: it is renamed
             to `<stem>.<UTC timestamp><suffix>` (e.g. `events.20261122T231409123456Z.jsonl`,
             names that sort by age) and a new file is started, which keeps `tail -F`
-            working. None (the default) never rotates.
+            working. None (the default) never rotates. Every writer of a rotating log
+            should rotate it (use the same `max_bytes`).
         backup_count: rotated files to keep (the oldest are deleted); None keeps all.
         fsync: `fsync` after every event, so it survives a power loss, at the cost
             of a disk flush (milliseconds, not microseconds) per event.
@@ -224,8 +98,9 @@ class EventLog:
     Raises:
         IsADirectoryError: `path` is a directory.
         FileNotFoundError: the directory of `path` does not exist.
+        OSError: EINVAL when `path` is a FIFO, device or socket (it could block
+            forever); with `strict=True`, any failure to open the file.
         ValueError: a bad `max_bytes` or `backup_count`.
-        OSError: with `strict=True`, when the file cannot be opened.
     """
 
     def __init__(
@@ -246,18 +121,39 @@ class EventLog:
             raise IsADirectoryError(errno.EISDIR, "EventLog path is a directory", self.path)
         if not os.path.isdir(os.path.dirname(os.path.abspath(self.path))):
             raise FileNotFoundError(errno.ENOENT, "EventLog directory does not exist", self.path)
+        try:
+            mode = os.stat(self.path).st_mode
+        except OSError:
+            mode = stat.S_IFREG  # not there yet (or not visible): open decides
+        if not stat.S_ISREG(mode):
+            raise not_regular(self.path, mode)
         self.strict = strict
         self._max_bytes = max_bytes
         self._backup_count = backup_count
         self._fsync = fsync
         self.dropped = 0
-        self._lock = threading.RLock()  # slow paths only; _drop re-enters it
+        # Every write happens under this lock: close() then never races a write, and
+        # the offset read back after a write is this write's own.
+        self._lock = threading.RLock()
+        self._acquire, self._release = self._lock.acquire, self._lock.release
         self._fd: int | None = None
         self._fast_fd: int | None = None  # _fd when a plain write is all an append needs
-        self._lock_fd: int | None = None
+        self._ident = (0, 0)  # (st_dev, st_ino) of the open file
+        self._readable = False
+        self._end = -1  # where our last write ended: a write starting there glued onto nothing
+        # Where our lines since the last check of the path are: runs of them written
+        # back to back, as (start, end) offsets, the last one ending at _end. Offsets,
+        # not the lines: holding on to lines makes every orjson.dumps several times
+        # slower (its buffers stop being recycled).
+        self._runs: list[tuple[int, int]] = []
+        self._run_start = -1
+        self._check_at = 0.0
+        self._rotation = RotationLock(self.path)
+        self._unlocked_until = 0.0  # rotation lock unavailable: write without it until then
         self._closed = False
         self._torn = False  # the file ends mid-line: start the next write with "\n"
         self._retry_at = 0.0
+        self._open_error: OSError | None = None
         self._warned: set[tuple[str, str]] = set()
         with self._lock:
             self._open()
@@ -273,8 +169,6 @@ class EventLog:
         in `dropped`. Values JSON cannot hold are converted (Decimal to float, sets to
         lists) or written as their `str`.
         """
-        # The hot path is one dumps and one write, no lock: O_APPEND makes the write
-        # atomic, and close() never frees a descriptor number this path may hold.
         line: bytes | None
         if type(event) is dict:
             try:
@@ -285,20 +179,27 @@ class EventLog:
             line = self._encode_slow(event)
         if line is None:
             return
-        fd = self._fast_fd
-        if fd is None:  # closed, failed, torn tail, rotation or fsync on
-            with self._lock:
-                self._write_slow(line)
-            return
+        # acquire/release, not `with`: a third of the cost of a `with` block on 3.13.
+        self._acquire()
         try:
+            fd = self._fast_fd
+            if fd is None:  # closed, failed, torn tail, rotation or fsync on
+                self._write_slow(line)
+                return
+            # The common case inline: one write, and the offset it ended at.
             n = _write(fd, line)
-            if n != len(line):
-                with self._lock:
-                    self._finish_short_write(fd, line, line, n)
+            end = _lseek(fd, 0, _SEEK_CUR)
+            if n != len(line) or end - n != self._end:
+                self._settle(fd, line, line, n, end)
+            else:
+                self._end = end
+            if _monotonic() >= self._check_at:
+                self._verify()
         except OSError as exc:
-            with self._lock:
-                self._refresh()
-                self._drop(exc, "write to")
+            self._refresh()
+            self._drop(exc, "write to")
+        finally:
+            self._release()
 
     def _encode_slow(self, event: object) -> bytes | None:
         if not isinstance(event, Mapping):
@@ -316,23 +217,82 @@ class EventLog:
             if self._fd is None and not self._reopen():
                 return
             if self._max_bytes is not None:
-                self._maybe_rotate()
-                if self._fd is None and not self._reopen():
-                    return
-            fd = self._fd
-            assert fd is not None
-            data = b"\n" + line if self._torn else line
-            try:
-                n = _write(fd, data)
-                if n != len(data):
-                    self._finish_short_write(fd, line, data, n)
-                self._torn = False
-                if self._fsync:
-                    os.fsync(fd)
-            except OSError as exc:
-                self._drop(exc, "write to")
+                self._write_rotating(line)
+                return
+            assert self._fd is not None
+            self._put(self._fd, line)
+            if self._fsync:
+                os.fsync(self._fd)
+            if _monotonic() >= self._check_at:
+                self._verify()
+        except OSError as exc:
+            self._drop(exc, "write to")
         finally:
             self._refresh()
+
+    def _put(self, fd: int, line: bytes) -> None:
+        """One write of `line` (after a newline if the file ends torn), then `_settle`."""
+        data = b"\n" + line if self._torn else line
+        n = _write(fd, data)
+        self._settle(fd, data, line, n, _lseek(fd, 0, _SEEK_CUR))
+
+    def _settle(self, fd: int, data: bytes, line: bytes, n: int, end: int) -> None:
+        """Make sure `line`, just written as `data`, is whole on a line of its own.
+
+        A write comes up short (full disk, file size limit), or lands after a fragment
+        that a writer killed mid-write left: glued onto it, our line would be skipped
+        by every reader. Writes from all processes are serialised by the kernel, so
+        the byte just before ours is final: if it is not a newline, the line is written
+        again after one. The check is skipped when our previous write ended where this
+        one starts, the usual case with one writer.
+        """
+        if self._end >= 0:  # close the run of lines this one does not continue
+            self._runs.append((self._run_start, self._end))
+        start, self._end = end - n, -1
+        if n != len(data):
+            self._finish_short_write(fd, line, data, n)
+            self._mark(fd, line)
+            return
+        self._torn = False
+        start += len(data) - len(line)
+        if start > 0 and self._readable and os.pread(fd, 1, start - 1) not in (b"\n", b""):
+            fixed = b"\n" + line
+            n = _write(fd, fixed)
+            if n != len(fixed):
+                self._finish_short_write(fd, line, fixed, n)
+            self._mark(fd, line)
+            return
+        self._run_start, self._end = start, end
+
+    def _mark(self, fd: int, line: bytes) -> None:
+        """Note where `line` ended up after a repair: our last write ended it."""
+        end = _lseek(fd, 0, _SEEK_CUR)
+        self._runs.append((end - len(line), end))
+
+    def _finish_short_write(self, fd: int, line: bytes, data: bytes, n: int) -> bool:
+        """Complete a write the kernel cut short, without leaving a glued or doubled line.
+
+        A strict prefix of an orjson object is never valid JSON, unless only the
+        newline is missing. So: if only the newline is missing, write it; otherwise
+        end the fragment with a newline (readers skip it) and write the event again
+        whole, in one write, so other writers still cannot interleave with it.
+
+        Returns:
+            Whether `line` was written again, whole, after a newline.
+        """
+        again = False
+        for _ in range(8):
+            if n == len(data):
+                self._torn = False
+                return again
+            if n > 0:
+                self._torn = True  # until this loop completes the line
+                if n == len(data) - 1:
+                    data = b"\n"
+                else:
+                    data, again = b"\n" + line, True
+            n = _write(fd, data)
+        raise OSError(errno.EIO, "repeated short writes", self.path)
 
     def _refresh(self) -> None:
         """Whether the next append can take the plain one-write path."""
@@ -354,39 +314,20 @@ class EventLog:
         """Whether each event is flushed to disk before `append` returns."""
         return self._fsync
 
-    def _finish_short_write(self, fd: int, line: bytes, data: bytes, n: int) -> None:
-        """Complete a write the kernel cut short, without leaving a glued or doubled line.
-
-        A strict prefix of an orjson object is never valid JSON, unless only the
-        newline is missing. So: if only the newline is missing, write it; otherwise
-        end the fragment with a newline (readers skip it) and write the event again
-        whole, in one write, so other writers still cannot interleave with it.
-        """
-        for _ in range(8):
-            if n == len(data):
-                self._torn = False
-                return
-            if n > 0:
-                self._torn = True
-                data = b"\n" if n == len(data) - 1 else b"\n" + line
-            n = _write(fd, data)
-        raise OSError(errno.EIO, "repeated short writes", self.path)
-
-    # -- opening, rotation, fork
+    # -- opening, replacement, rotation, fork
 
     def _open(self) -> None:
         """Open (or reopen) the file; called with the lock held."""
+        flags = os.O_APPEND | os.O_CREAT
         try:
             try:
-                # Read access only to check the last byte for a torn line.
-                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-                readable = True
+                # Read access to check the last byte before a write for a torn line.
+                fd, readable = open_regular(self.path, os.O_RDWR | flags), True
             except PermissionError:
-                fd = os.open(
-                    self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
-                )
-                readable = False
+                fd, readable = open_regular(self.path, os.O_WRONLY | flags), False
+            st = os.fstat(fd)
         except OSError as exc:
+            self._open_error = exc
             self._retry_at = time.monotonic() + _REOPEN_INTERVAL_S
             if self.strict:
                 raise
@@ -395,8 +336,11 @@ class EventLog:
         self._torn = False
         if readable:
             with contextlib.suppress(OSError):
-                self._torn = _ends_torn(fd)
-        self._fd = fd
+                self._torn = ends_torn(fd)
+        self._fd, self._readable, self._ident = fd, readable, (st.st_dev, st.st_ino)
+        self._end = -1
+        self._open_error = None
+        self._check_at = _monotonic() + _CHECK_INTERVAL_S
 
     def _reopen(self) -> bool:
         """Get a descriptor back after close, fork or a failed open; False drops the event."""
@@ -406,64 +350,56 @@ class EventLog:
         if time.monotonic() >= self._retry_at:
             self._open()
         if self._fd is None:
-            self._drop(OSError(errno.EBADF, "log file is not open", self.path), "open")
+            # The real cause (permission, missing directory, ...), not "not open".
+            self._drop(self._open_failure(), "open")
             return False
         return True
 
-    def _maybe_rotate(self) -> None:
-        """Rotate when the file is full; called with the lock held, before a write.
+    def _open_failure(self) -> OSError:
+        return self._open_error or OSError(errno.EBADF, "cannot open", self.path)
 
-        Writers in several processes coordinate through `flock` on `<path>.lock`: the
-        first to see a full file renames it; the others see the path now names a
-        different file and just reopen. A process whose size check passed just before
-        another rotated writes that one event into the rotated file, where readers
-        still find it in order.
+    def _verify(self) -> None:
+        """Reopen the path if the file was deleted or replaced, like WatchedFileHandler.
+
+        Our lines since the last check, in a file that is now deleted, would be lost:
+        they are read back from it (still open) and written to the new file, or
+        counted as dropped if that cannot be done. A renamed file keeps them.
         """
+        self._check_at = _monotonic() + _CHECK_INTERVAL_S
+        runs, self._runs = self._runs, []
+        if self._end >= 0:
+            runs.append((self._run_start, self._end))
+            self._run_start = self._end  # a new, empty run
         fd = self._fd
-        assert fd is not None and self._max_bytes is not None
-        st = os.fstat(fd)
-        if st.st_size < self._max_bytes:
+        if fd is None:
             return
         try:
-            if self._lock_fd is None:
-                self._lock_fd = os.open(
-                    self.path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
-                )
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-            try:
-                try:
-                    cur: os.stat_result | None = os.stat(self.path)
-                except FileNotFoundError:
-                    cur = None
-                if cur is not None and os.path.samestat(cur, st):
-                    os.rename(self.path, self._rotated_name())
-                    self._prune()
-            finally:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-        except OSError as exc:
-            self._warn_once(exc, "rotate")
-            return  # keep writing to the full file rather than lose events
+            st = os.stat(self.path)
+            if (st.st_dev, st.st_ino) == self._ident:
+                return
+        except FileNotFoundError:
+            pass  # deleted, renamed, or its directory is gone
+        except OSError:
+            return  # cannot tell: keep the file we have
+        lost: list[bytes] = []
+        with contextlib.suppress(OSError):
+            if os.fstat(fd).st_nlink == 0:
+                for start, end in runs:
+                    data = os.pread(fd, end - start, start) if self._readable else b""
+                    *whole, rest = data.split(b"\n")
+                    lost.extend(line + b"\n" for line in whole)
+                    if rest or not whole:
+                        lost.append(b"")  # cannot be read back: counted as dropped
+        self._fd = self._fast_fd = None
         os.close(fd)
-        self._fd = None
         self._open()
-
-    def _rotated_name(self) -> str:
-        directory, stem, suffix = _split_name(self.path)
-        now_us = time.time_ns() // 1000
-        existing = _rotated_files(self.path)
-        if existing:
-            # Names must keep sorting by age even if the clock steps back.
-            now_us = max(now_us, _stamp_us(existing[-1]) + 1)
-        when = datetime.fromtimestamp(now_us // 1_000_000, timezone.utc)
-        stamp = when.strftime("%Y%m%dT%H%M%S") + f"{now_us % 1_000_000:06d}Z"
-        return os.path.join(directory, f"{stem}.{stamp}{suffix}")
-
-    def _prune(self) -> None:
-        if self._backup_count is None:
-            return
-        for old in _rotated_files(self.path)[: -self._backup_count]:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(old)
+        self._refresh()
+        unreadable = OSError(errno.EIO, "events written to the deleted file", self.path)
+        for line in lost:
+            if self._fd is None or not line.endswith(b"\n"):
+                self._drop(self._open_failure() if self._fd is None else unreadable, "write to")
+            else:
+                self._put(self._fd, line)
 
     def _after_fork(self) -> None:
         """In a forked child: fresh lock, and our own descriptors on the next append.
@@ -472,11 +408,13 @@ class EventLog:
         an inherited `flock` descriptor would not exclude the parent.
         """
         self._lock = threading.RLock()
-        for fd in (self._fd, self._lock_fd):
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._fd = self._fast_fd = self._lock_fd = None
+        self._acquire, self._release = self._lock.acquire, self._lock.release
+        self._rotation.close()
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd = self._fast_fd = None
+        self._runs, self._end = [], -1
         self._retry_at = 0.0
 
     # -- failures
@@ -505,15 +443,23 @@ class EventLog:
     # -- lifecycle
 
     def close(self) -> None:
-        """Close the file; later appends are dropped (or raise when strict)."""
+        """Close the file; later appends are dropped (or raise when strict).
+
+        A file deleted since the last check gets its recent events written again to
+        the path first, as on any append.
+        """
         with self._lock:
-            self._closed = True
-            fd, lock_fd = self._fd, self._lock_fd
-            self._fd = self._fast_fd = self._lock_fd = None
-            if lock_fd is not None:
-                os.close(lock_fd)
-            if fd is not None:
-                _retire(self, fd)
+            try:
+                if not self._closed:
+                    self._verify()
+            except OSError as exc:
+                self._drop(exc, "write to")
+            finally:
+                self._closed = True
+                self._rotation.close()
+                fd, self._fd, self._fast_fd = self._fd, None, None
+                if fd is not None:
+                    os.close(fd)
         _live_logs.discard(self)
 
     def __enter__(self) -> EventLog:

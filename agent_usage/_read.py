@@ -1,10 +1,12 @@
 """Reading the event log: a fast tolerant reader, and `follow`/`afollow`, which track the
 file like `tail -F`.
 
-The reader streams the log and its rotated files in 1 MiB chunks, oldest first, skips
-blank, non-JSON, non-object and torn lines (counting them in `EventReader.skipped`), and
-filters by event type on the raw bytes before parsing. The followers poll the file,
-survive rotation and truncation, and only yield complete lines.
+The reader streams the log and its rotated files in 1 MiB chunks, oldest first and one
+file open at a time, skips blank, non-JSON, non-object, torn and over-long lines
+(counting them in `EventReader.skipped`), and filters by event type on the raw bytes
+before parsing. The followers poll the file, track files by inode through any number of
+rotations, survive truncation, and only yield complete lines. Nothing here opens a FIFO
+or device (`_logfiles.open_regular`), so no reader can hang on one.
 """
 
 from __future__ import annotations
@@ -13,15 +15,15 @@ import asyncio
 import contextlib
 import errno
 import os
+import stat
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Protocol
 
-import orjson
-
-from ._log import _rotated_files
+from ._logfiles import not_regular, open_regular, rotated_files
+from ._match import _Matcher, _parse_time  # noqa: F401  (the budget ledger imports both from here)
 
 __all__ = ["EventReader", "afollow", "follow", "read_events"]
 
@@ -31,134 +33,36 @@ _CHUNK = 1 << 20
 # ---------------------------------------------------------------------------- reading
 
 
-def _parse_time(value: object) -> datetime | None:
-    """An aware datetime from an ISO string or datetime; naive means UTC."""
-    if isinstance(value, datetime):
-        when = value
-    elif isinstance(value, str):
-        text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
-        try:
-            when = datetime.fromisoformat(text)
-        except ValueError:
-            return None
-    else:
-        return None
-    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
-
-
-def _type_needles(types: frozenset[str]) -> tuple[list[bytes], bytes]:
-    """What a line must contain to hold one of `types`: their JSON forms, or an escape.
-
-    A line whose "type" is one of `types` holds that string in its JSON form, unless
-    another writer escaped some of its characters: `\\u` can escape any character and
-    `\\/` a slash, so lines with such escapes are candidates too.
-    """
-    forms = [orjson.dumps(t) for t in sorted(types)]
-    escape = b"\\" if any("/" in t for t in types) else b"\\u"
-    return forms, escape
-
-
-class _Matcher:
-    """Turns raw bytes into the wanted events; counts the bad lines in `skipped`."""
-
-    def __init__(self, types: Iterable[str] | None, since: str | datetime | None) -> None:
-        if isinstance(types, str):  # a lone type name, not its characters
-            types = (types,)
-        self.types = frozenset(types) if types is not None else None
-        self.since = None
-        if since is not None:
-            self.since = _parse_time(since)
-            if self.since is None:
-                raise ValueError(f"since must be an ISO 8601 time or a datetime, got {since!r}")
-        self.skipped = 0
-        self._patterns: list[bytes] | None = None
-        self._escape = b"\\u"
-        if self.types is not None:
-            self._patterns, self._escape = _type_needles(self.types)
-
-    def _lines(self, buf: bytes) -> tuple[list[bytes], bytes]:
-        """The complete lines of `buf` worth parsing, and the unterminated rest.
-
-        Without a type filter, every line. With one, only lines that contain a
-        wanted type's JSON form (or an escape): `bytes.find` over the whole buffer
-        skips the others without a Python-level step per line, which is most of the
-        reader's speed.
-        """
-        if self._patterns is None:
-            lines = buf.split(b"\n")
-            return lines, lines.pop()
-        end = buf.rfind(b"\n") + 1
-        patterns = self._patterns
-        if b"\\" in buf and self._escape in buf:  # memchr first: backslashes are rare
-            patterns = [*patterns, self._escape]
-        find, rfind = buf.find, buf.rfind
-        if len(patterns) == 1:
-            (pattern,) = patterns
-            lines = []
-            pos = 0
-            while (i := find(pattern, pos, end)) >= 0:
-                start = rfind(b"\n", 0, i) + 1
-                pos = find(b"\n", i, end)
-                lines.append(buf[start:pos])
-                pos += 1
-            return lines, buf[end:]
-        starts = set()
-        for pattern in patterns:
-            pos = 0
-            while (i := find(pattern, pos, end)) >= 0:
-                starts.add(rfind(b"\n", 0, i) + 1)
-                pos = find(b"\n", i, end) + 1
-        return [buf[s : find(b"\n", s)] for s in sorted(starts)], buf[end:]
-
-    def _events(self, lines: list[bytes]) -> Iterator[dict[str, Any]]:
-        # One call per chunk, not per line: this loop is the reader's whole cost.
-        wanted, since = self.types, self.since
-        loads, decode_error = orjson.loads, orjson.JSONDecodeError
-        for line in lines:
-            if line[-1:] != b"}" or line[:1] != b"{":
-                line = line.strip()  # CRLF or padding from other writers
-                if line[-1:] != b"}" or line[:1] != b"{":
-                    self.skipped += 1  # blank, torn, or not an object
-                    continue
-            try:
-                event = loads(line)
-            except decode_error:
-                self.skipped += 1
-                continue
-            if type(event) is not dict:
-                self.skipped += 1
-                continue
-            if wanted is not None and event.get("type") not in wanted:
-                continue
-            if since is not None:
-                when = _parse_time(event.get("timestamp"))
-                if when is None or when < since:
-                    continue
-            yield event
-
-    def _tail_event(self, rest: bytes) -> Iterator[dict[str, Any]]:
-        """The unterminated end of a file: an event missing its newline, or torn."""
-        if rest.strip():
-            yield from self._events([rest])
-
-
 def _log_files(path: str) -> list[str]:
-    files = _rotated_files(path)
+    files = rotated_files(path)
     if os.path.exists(path):
         files.append(path)
     return files
 
 
+def _open(path: str) -> Any:
+    """A raw binary file for `path`, refusing a FIFO or device (see `open_regular`)."""
+    return open(open_regular(path, os.O_RDONLY), "rb", buffering=0)
+
+
+def _ident(f: Any) -> tuple[int, int]:
+    st = os.fstat(f.fileno())
+    return st.st_dev, st.st_ino
+
+
 class EventReader(_Matcher):
     """An iterable over the events of a log, oldest first across rotated files.
 
-    Iterating streams the files in 1 MiB chunks, so memory stays flat however large
-    the log. Each iteration reads the files again.
+    Iterating streams the files in 1 MiB chunks, one file open at a time, so memory
+    stays flat however large the log and any number of rotated files can be read.
+    Each iteration reads the files again: the rotated files and the live file as they
+    are when it starts, including the live file's events written while it is read.
 
     Attributes:
-        skipped: bad lines skipped so far: blank, non-JSON, not an object, torn. With
-            `types`, lines that certainly hold another type are not looked at, so
-            this counts the bad lines among those that could have matched.
+        skipped: bad lines skipped so far: blank, non-JSON, not an object, torn, or
+            longer than 64 MiB. With `types`, lines that certainly hold another type
+            are not looked at, so this counts the bad lines among those that could
+            have matched.
         bytes_read: bytes consumed so far, for progress display.
         bytes_total: size of the files when the reader was made.
     """
@@ -178,30 +82,46 @@ class EventReader(_Matcher):
             files = []
         if not files:
             raise FileNotFoundError(errno.ENOENT, "no such event log", self.path)
-        if os.path.isdir(self.path):
-            raise IsADirectoryError(errno.EISDIR, "event log path is a directory", self.path)
+        with contextlib.suppress(FileNotFoundError):
+            mode = os.stat(self.path).st_mode
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError(errno.EISDIR, "event log path is a directory", self.path)
+            if not stat.S_ISREG(mode):
+                raise not_regular(self.path, mode)
         self.bytes_read = 0
         self.bytes_total = sum(_size(f) for f in files)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        # Open every file up front: a writer rotating meanwhile renames or prunes them.
-        files = []
-        for name in _log_files(self.path):
-            try:
-                files.append(open(name, "rb", buffering=0))  # noqa: SIM115
-            except FileNotFoundError:
-                continue
+        # The live file first: a rotation during the read then only renames it, and it
+        # is read last through this descriptor. Rotated files are read one at a time,
+        # up to the live one if it has been rotated since (newer ones came after it).
         try:
-            for f in files:
-                rest = b""
-                while chunk := f.read(_CHUNK):
-                    self.bytes_read += len(chunk)
-                    lines, rest = self._lines(rest + chunk if rest else chunk)
-                    yield from self._events(lines)
-                yield from self._tail_event(rest)
+            live = _open(self.path)
+        except FileNotFoundError:
+            live = None
+        try:
+            ident = _ident(live) if live is not None else None
+            for name in rotated_files(self.path):
+                try:
+                    f = _open(name)
+                except FileNotFoundError:
+                    continue  # pruned since the listing
+                with f:
+                    if ident is not None and _ident(f) == ident:
+                        break
+                    yield from self._read(f)
+            if live is not None:
+                yield from self._read(live)
         finally:
-            for f in files:
-                f.close()
+            if live is not None:
+                live.close()
+
+    def _read(self, f: Any) -> Iterator[dict[str, Any]]:
+        self.reset()
+        while chunk := f.read(_CHUNK):
+            self.bytes_read += len(chunk)
+            yield from self._events(self.feed(chunk))
+        yield from self._events(self.finish())
 
 
 def _size(name: str) -> int:
@@ -240,21 +160,24 @@ class _Stop(Protocol):
     def is_set(self) -> bool: ...
 
 
-def _rotated_after(path: str, old: os.stat_result) -> list[str]:
-    """The rotated files newer than the one `old` describes (none if it is not found)."""
+def _rotated(path: str, after: str | None = None) -> list[str]:
     try:
-        rotated = _rotated_files(path)
-    except OSError:
-        return []
-    for i, name in enumerate(rotated):
-        with contextlib.suppress(OSError):
-            if os.path.samestat(os.stat(name), old):
-                return rotated[i + 1 :]
-    return []
+        return rotated_files(path, after)
+    except FileNotFoundError:
+        return []  # the directory is gone: nothing to read until it is back
 
 
 class _Follower(_Matcher):
-    """The shared core of `follow` and `afollow`: one non-blocking `poll` at a time."""
+    """The shared core of `follow` and `afollow`: one non-blocking `poll` at a time.
+
+    Files are told apart by device and inode, not by name (rotation renames them).
+    The follower reads the live file; when it is at its end and the path names
+    another file, the live file was rotated: it is read to its end once more (writers
+    that rotate never write to a renamed file, see `EventLog`), and then every file
+    rotated after it, found again by name each time, then the new live file. So
+    however far it lags and however many rotations happen meanwhile, nothing is
+    missed or read twice, as long as `backup_count` has not pruned the files yet.
+    """
 
     def __init__(
         self,
@@ -266,66 +189,91 @@ class _Follower(_Matcher):
         super().__init__(types, since)
         self.path = path
         self._file: Any = None
-        self._stat: os.stat_result | None = None
-        self._rest = b""
-        self._pending: list[str] = []
-        self._in_rotated = False
+        self._ident = (0, 0)
+        self._name: str | None = None  # the rotated file being read; None: the live one
+        self._cursor: str | None = None  # the newest rotated file already read or skipped
         # Open now, so "new" means appended after this call, not after the first poll.
         # Only a file already there now starts at its end; one created later, at 0.
-        self._at_end = not from_start
-        self._open_next()
-        self._at_end = False
+        try:
+            f = _open(path)
+        except FileNotFoundError:
+            f = None
+        names = _rotated(path)
+        self._cursor = names[-1] if names else None
+        if f is not None:
+            self._set(f, None)
+            if not from_start:
+                f.seek(0, os.SEEK_END)
+            # Rotated between the open and the listing: newer files follow it.
+            self._cursor = self._rotated_name(names) or self._cursor
 
     def poll(self, budget: int = 4 * _CHUNK) -> tuple[list[dict[str, Any]], bool]:
         """New events, and whether more data is waiting (the read budget ran out)."""
         out: list[dict[str, Any]] = []
-        while self._file is not None or self._open_next():
+        while self._file is not None or self._advance():
             if self._drain(out, budget):
                 return out, True
-            if self._in_rotated:  # a rotated file is complete: on to the next one
-                out.extend(self._tail_event(self._rest))
-                self.close()
+            if self._name is not None:  # a rotated file is complete: on to the next one
+                self._leave(out)
                 continue
             try:
                 cur: os.stat_result | None = os.stat(self.path)
-            except OSError:
-                cur = None  # mid-rotation: the new file is not there yet
-            assert self._stat is not None
-            if cur is not None and not os.path.samestat(cur, self._stat):
-                # Rotated: ours is drained, its unterminated end is torn. Read the files
-                # rotated after it too (several rotations between two polls), then the new one.
-                out.extend(self._tail_event(self._rest))
-                old = self._stat
-                self.close()
-                self._pending = _rotated_after(self.path, old)
-                continue
-            if os.fstat(self._file.fileno()).st_size < self._file.tell():
-                # Truncated in place (copytruncate): start again from its beginning.
-                self._file.seek(0)
-                self._rest = b""
-            break
+            except FileNotFoundError:
+                cur = None  # renamed (mid-rotation) or deleted
+            if cur is not None and (cur.st_dev, cur.st_ino) == self._ident:
+                if os.fstat(self._file.fileno()).st_size < self._file.tell():
+                    # Truncated in place (copytruncate): start again from its beginning.
+                    self._file.seek(0)
+                    self.reset()
+                break
+            # Rotated or deleted. Writes may have landed between our last read and the
+            # rename, none after it: read to the end once more, then move on.
+            if self._drain(out, budget):
+                return out, True
+            rotated_as = self._rotated_name(_rotated(self.path, self._cursor))
+            self._leave(out)
+            self._cursor = rotated_as or self._cursor
         return out, False
 
-    def _open_next(self) -> bool:
-        while self._pending:
-            name = self._pending.pop(0)
+    def _rotated_name(self, names: list[str]) -> str | None:
+        """The name the open live file has been rotated to, if it is among `names`."""
+        for name in reversed(names):
             with contextlib.suppress(OSError):
-                self._set_file(open(name, "rb", buffering=0), rotated=True)  # noqa: SIM115
-                return True
-        try:
-            f = open(self.path, "rb", buffering=0)  # noqa: SIM115
-        except OSError:
-            return False  # not there yet (or mid-rotation): try again next poll
-        if self._at_end:
-            f.seek(0, os.SEEK_END)
-        self._set_file(f, rotated=False)
-        return True
+                st = os.stat(name)
+                if (st.st_dev, st.st_ino) == self._ident:
+                    return name
+        return None
 
-    def _set_file(self, f: Any, *, rotated: bool) -> None:
-        self._file = f
-        self._stat = os.fstat(f.fileno())
-        self._in_rotated = rotated
-        self._rest = b""
+    def _advance(self) -> bool:
+        """Open the next file to read: the oldest rotated one not read yet, else the live one."""
+        while True:
+            for name in _rotated(self.path, self._cursor):
+                try:
+                    f = _open(name)
+                except FileNotFoundError:
+                    self._cursor = name  # pruned before it could be read
+                    continue
+                self._set(f, name)
+                return True
+            try:
+                f = _open(self.path)
+            except FileNotFoundError:
+                return False  # not there yet (or mid-rotation): try again next poll
+            if _rotated(self.path, self._cursor):
+                f.close()  # rotated between the listing and the open: those come first
+                continue
+            self._set(f, None)
+            return True
+
+    def _set(self, f: Any, name: str | None) -> None:
+        self._file, self._name, self._ident = f, name, _ident(f)
+        self.reset()
+
+    def _leave(self, out: list[dict[str, Any]]) -> None:
+        out.extend(self._events(self.finish()))
+        if self._name is not None:
+            self._cursor = self._name
+        self.close()
 
     def _drain(self, out: list[dict[str, Any]], budget: int) -> bool:
         while budget > 0:
@@ -333,8 +281,7 @@ class _Follower(_Matcher):
             if not chunk:
                 return False
             budget -= len(chunk)
-            lines, self._rest = self._lines(self._rest + chunk)
-            out.extend(self._events(lines))
+            out.extend(self._events(self.feed(chunk)))
         return True
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -141,3 +142,22 @@ def test_demo_rejects_bad_counts(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "at least 1" in err
     assert not (tmp_path / "e.jsonl").exists()
+
+
+@pytest.mark.parametrize("where", ["read-only-dir", "missing-dir"])
+def test_demo_on_an_unwritable_log_is_one_true_line(
+    tmp_path: Path, unprivileged: list[str], where: str
+) -> None:
+    """The real cause, once, exit code 2; no claim that events were written, no report."""
+    directory = tmp_path / "logs"
+    if where == "read-only-dir":
+        directory.mkdir(mode=0o555)
+    path = directory / "events.jsonl"
+    argv = [*unprivileged, sys.executable, "-m", "agent_usage", "demo", "--log", str(path)]
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": root}
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert done.returncode == 2
+    cause = "Permission denied" if where == "read-only-dir" else "EventLog directory does not exist"
+    assert done.stderr == f"agent-usage demo: error: cannot write {path}: {cause}\n"
+    assert done.stdout == ""

@@ -6,7 +6,6 @@ import asyncio
 import datetime as dt
 import decimal
 import enum
-import logging
 import os
 import shutil
 import signal
@@ -230,27 +229,49 @@ def test_a_short_write_leaves_no_glued_line(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- failure policy
 
 
-def test_a_full_disk_is_logged_once_counted_and_survived(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """ENOSPC (/dev/full): the default log warns once and counts every dropped event."""
-    if not os.path.exists("/dev/full"):
-        pytest.skip("no /dev/full on this system")
-    with caplog.at_level(logging.WARNING, logger="agent_usage"), EventLog("/dev/full") as log:
-        for i in range(5):
-            log.append(usage_event(seq=i))
-        assert log.dropped == 5
-    warnings = [r for r in caplog.records if "/dev/full" in r.getMessage()]
-    assert len(warnings) == 1
-    assert "No space left" in warnings[0].getMessage()
+FULL_DISK_CHILD = """
+    import errno, json, logging, sys
+    from agent_usage import EventLog
+    logging.basicConfig(level=logging.WARNING)
+    log = EventLog(sys.argv[1])
+    for i in range(5):
+        log.append({"type": "llm_usage", "seq": i, "pad": "x" * 100_000})
+    try:
+        EventLog(sys.argv[1], strict=True).append({"type": "llm_usage"})
+        strict = "written"
+    except OSError as exc:
+        strict = errno.errorcode[exc.errno]
+    print(json.dumps({"dropped": log.dropped, "strict": strict}))
+"""
+
+# In a private mount namespace: a 64 KiB tmpfs, which the first 100 KB event fills.
+FULL_MOUNT = 'mount -t tmpfs -o size=64k agent-usage-test "$0" && exec "$@"'
 
 
-def test_strict_raises_on_a_full_disk() -> None:
-    """strict=True raises the OSError instead of counting it."""
-    if not os.path.exists("/dev/full"):
-        pytest.skip("no /dev/full on this system")
-    with EventLog("/dev/full", strict=True) as log, pytest.raises(OSError, match="No space"):
-        log.append(usage_event())
+def namespaces() -> None:
+    """Skip unless user and mount namespaces (`unshare -rm`) let a test mount a tmpfs."""
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "-rm", "true"], check=False).returncode:
+        pytest.skip("no user and mount namespaces here (unshare -rm) to mount a tmpfs")
+
+
+def test_a_full_disk_is_logged_once_counted_and_strict_raises(tmp_path: Path) -> None:
+    """ENOSPC: the default log warns once and counts every dropped event; strict raises."""
+    namespaces()
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    prefix = ["unshare", "-rm", "sh", "-c", FULL_MOUNT, str(mnt)]
+    child = run_child(
+        FULL_DISK_CHILD,
+        str(mnt / "events.jsonl"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        prefix=prefix,
+    )
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    assert orjson.loads(out) == {"dropped": 5, "strict": "ENOSPC"}
+    assert err.decode().count("No space left") == 1
 
 
 EACCES_CHILD = """
@@ -314,9 +335,7 @@ READ_ONLY_MOUNT = (
 
 def test_a_read_only_filesystem_is_counted_and_strict_raises(tmp_path: Path) -> None:
     """EROFS: the default log carries on counting drops; strict raises naming the path."""
-    unshare = shutil.which("unshare")
-    if unshare is None or subprocess.run([unshare, "-rm", "true"], check=False).returncode:
-        pytest.skip("no user and mount namespaces here (unshare -rm) to mount a read-only fs")
+    namespaces()
     mnt = tmp_path / "ro"
     mnt.mkdir()
     path = str(mnt / "events.jsonl")

@@ -154,18 +154,44 @@ def test_tail_from_start_formats_odd_events_readably(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["tail", "{tmp}/missing.jsonl"], "no such file"),
         (["tail", "{tmp}"], "Is a directory"),
+        (["tail", "{tmp}/fifo"], "cannot follow {tmp}/fifo: not a regular file (a FIFO)"),
         (["tail", "{tmp}/e.jsonl", "--interval", "0"], "--interval must be positive"),
     ],
-    ids=["missing", "directory", "bad-interval"],
+    ids=["directory", "fifo", "bad-interval"],
 )
 def test_tail_bad_input_is_one_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
-    """A missing file, a directory or a bad option: one line on stderr, exit code 2."""
+    """A directory, a FIFO or a bad option: one line on stderr, exit code 2, at once."""
     (tmp_path / "e.jsonl").write_bytes(b"")
+    os.mkfifo(tmp_path / "fifo")
     assert main([a.format(tmp=tmp_path) for a in argv]) == 2
     err = capsys.readouterr().err
-    assert message in err
+    assert message.format(tmp=tmp_path) in err
     assert err.count("\n") == 1
+
+
+def test_tail_waits_for_a_missing_file_like_tail_f(
+    tmp_path: Path, start_tail: Callable[..., Tail]
+) -> None:
+    """A log that does not exist yet is waited for, then read from its start."""
+    path = tmp_path / "later.jsonl"
+    tail = start_tail(path)
+    with EventLog(path) as log:
+        log.append(usage_event(session_id="first"))
+    (line,) = tail.read(1)
+    assert "first" in line
+    assert "Traceback" not in tail.interrupt()
+
+
+def test_tail_on_an_unreadable_file_fails_at_once(tmp_path: Path, unprivileged: list[str]) -> None:
+    """A file we may not read: one line naming it, exit code 2, no "following" and no wait."""
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"")
+    path.chmod(0o200)
+    argv = [*unprivileged, sys.executable, "-m", "agent_usage.cli", "tail", str(path)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=30, check=False)
+    assert done.returncode == 2
+    assert done.stderr == f"agent-usage tail: error: Permission denied: {path}\n"

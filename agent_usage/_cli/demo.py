@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 from . import report
-from ._common import positive_int
+from ._common import CliError, positive_int
 
 __all__ = ["add_arguments", "run", "run_demo"]
 
@@ -154,7 +154,9 @@ async def run_demo(log_path: str | os.PathLike[str], *, sessions: int = 4, turns
     from .._log import EventLog
     from .._wrapper import track_usage
 
-    with EventLog(log_path) as log:
+    # Strict: a log that cannot be written stops the demo with the real cause, before
+    # it claims to have written anything.
+    with EventLog(log_path, strict=True) as log:
         agent = track_usage(build_agent(), log, metadata={"app": "agent-usage-demo"})
 
         async def session(n: int) -> None:
@@ -169,7 +171,10 @@ async def run_demo(log_path: str | os.PathLike[str], *, sessions: int = 4, turns
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo, then print the per-session report of its log."""
-    invokes = asyncio.run(run_demo(args.log, sessions=args.sessions, turns=args.turns))
+    try:
+        invokes = asyncio.run(run_demo(args.log, sessions=args.sessions, turns=args.turns))
+    except OSError as exc:
+        raise CliError(f"cannot write {args.log}: {exc.strerror or exc}") from None
     print(f"ran {invokes} agent invokes; events appended to {args.log}\n")
     # Parse through the report's own options, so the demo prints what `report` would.
     report_parser = argparse.ArgumentParser(prog="agent-usage report")

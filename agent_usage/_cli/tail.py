@@ -1,5 +1,8 @@
 """`agent-usage tail PATH`: follow the log like `tail -F`, one line per new `llm_usage` event.
 
+A missing file is waited for (and read from its start once it appears); a file that
+cannot be read, or is not a regular file, is a one-line error and exit code 2.
+
 Each line shows the local time, session, model, tokens in/out, cache hit rate
 (cache reads / input) and cost; events whose status is not "ok" say so at the end.
 Ctrl-C stops it (exit code 130, no traceback).
@@ -92,13 +95,18 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--interval must be positive, got {args.interval}")
     if os.path.isdir(path):
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
-    events = follow(
-        path, types={"llm_usage"}, from_start=args.from_start, poll_interval=args.interval
-    )
+    # Like `tail -F`: a missing file is waited for; one we cannot read fails now.
+    try:
+        events = follow(
+            path, types={"llm_usage"}, from_start=args.from_start, poll_interval=args.interval
+        )
+    except OSError as exc:
+        if isinstance(exc, PermissionError):
+            raise
+        raise CliError(f"cannot follow {path}: {exc.strerror}") from None
     # Only now, with the file open at its end, is every later append sure to show.
-    print(f"following {path} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    waiting = "" if os.path.exists(path) else ", waiting for it to appear"
+    print(f"following {path}{waiting} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     try:
         for event in events:
             print(format_event(event), flush=True)
