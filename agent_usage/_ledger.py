@@ -31,7 +31,8 @@ from operator import itemgetter
 from typing import Any
 
 from ._log import _rotated_files
-from ._read import _Follower, _Matcher, _parse_time
+from ._match import _Matcher, _parse_time
+from ._read import _Follower
 
 __all__ = ["Ledger", "ledger_for"]
 
@@ -308,17 +309,17 @@ class Ledger:
         # Open the follower first (at the live file's start): whatever is appended
         # from now on reaches us through it, exactly once.
         follower = _Follower(self.path, {"llm_usage"}, None, True)
-        live = follower._stat
+        live = follower._ident if follower._file is not None else None
         matcher = _Matcher({"llm_usage"}, None)
         for name in _rotated_files(self.path):
             with contextlib.suppress(FileNotFoundError), open(name, "rb", buffering=0) as f:
-                if live is not None and os.path.samestat(os.fstat(f.fileno()), live):
+                st = os.fstat(f.fileno())
+                if live is not None and (st.st_dev, st.st_ino) == live:
                     continue  # rotated since the follower opened it: the follower reads it
-                rest = b""
+                matcher.reset()
                 while chunk := f.read(_READ_CHUNK):
-                    lines, rest = matcher._lines(rest + chunk if rest else chunk)
-                    self._take(list(matcher._events(lines)))
-                self._take(list(matcher._tail_event(rest)))
+                    self._take(list(matcher._events(matcher.feed(chunk))))
+                self._take(list(matcher._events(matcher.finish())))
         self._follower = follower
         self._loaded = True
         self._poll()

@@ -253,8 +253,9 @@ def bar(label: str, value: float, limit: float) -> None:
 
 def profile(tmp: Path, n: int = 20000) -> None:
     """agent_usage's own steps per event, on the tally of a real one-node invoke."""
+    from agent_usage._encode import _OPTS, _default
     from agent_usage._event import Call, Tally, build_event
-    from agent_usage._log import _OPTS, _default, _dumps
+    from agent_usage._log import _dumps
     from agent_usage._pricing import default_pricer
     from agent_usage._usage import normalize_usage
 

@@ -612,17 +612,18 @@ def test_a_broken_log_never_breaks_the_agent(caplog: pytest.LogCaptureFixture) -
 
 
 @pytest.mark.parametrize("method", ["invoke", "ainvoke"])
-async def test_strict_log_never_replaces_the_agents_exception(method: str) -> None:
+async def test_strict_log_never_replaces_the_agents_exception(method: str, tmp_path: Path) -> None:
     """A strict log that cannot write raises on success, never in place of the agent's error."""
     model = ScriptedChatModel(script=[AIMessage(content="a", usage_metadata=um(120, 12))] * 2)
     boom = ValueError("boom")
-    with EventLog("/dev/full", strict=True) as log:
-        failing = track_usage(failing_graph(boom, model), log)
-        with pytest.raises(ValueError) as caught:
-            await call(failing, method, {"messages": [HumanMessage("x")]})
-        assert caught.value is boom
-        assert failing.failures == {"writing the llm_usage event": 1}
+    log = EventLog(tmp_path / "events.jsonl", strict=True)
+    log.close()  # every append now fails: strict raises, the wrapper counts
+    failing = track_usage(failing_graph(boom, model), log)
+    with pytest.raises(ValueError) as caught:
+        await call(failing, method, {"messages": [HumanMessage("x")]})
+    assert caught.value is boom
+    assert failing.failures == {"writing the llm_usage event": 1}
 
-        fine = track_usage(create_agent(echo_session_model(), tools=[]), log)
-        with pytest.raises(OSError, match="No space"):
-            await call(fine, method, {"messages": [HumanMessage("1")]})
+    fine = track_usage(create_agent(echo_session_model(), tools=[]), log)
+    with pytest.raises(ValueError, match="is closed"):
+        await call(fine, method, {"messages": [HumanMessage("1")]})

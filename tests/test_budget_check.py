@@ -150,7 +150,7 @@ def test_json_ready(log: Path) -> None:
 
 
 def test_several_logs_and_dirty_lines(tmp_path: Path, log: Path) -> None:
-    """Several logs add up; torn and malformed lines are skipped and counted, never summed.
+    """Several logs add up; torn and wrongly typed lines are skipped and counted, never summed.
 
     A non-JSON line that cannot hold an llm_usage event is not even looked at (the
     reader's type filter), so only the torn one counts as skipped.
@@ -166,7 +166,9 @@ def test_several_logs_and_dirty_lines(tmp_path: Path, log: Path) -> None:
     )
     result = check([log, other], session_usd=4.0)
     assert [(b.key, b.value) for b in result.breaches] == [("a", 5.5), ("b", 4.5)]
-    assert (result.events, result.skipped, result.malformed) == (7, 1, 1)
+    # The one validity rule (the report's reader): a count of the wrong type makes the
+    # line skipped like a torn one, never an event.
+    assert (result.events, result.skipped, result.malformed) == (6, 2, 0)
 
 
 def test_control_characters_made_visible(tmp_path: Path) -> None:
