@@ -24,3 +24,7 @@ def unprivileged() -> list[str]:
     if not shutil.which("setpriv"):
         pytest.skip("running as root without setpriv")
     return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+
+
+# The headless-Chromium fixture for the dashboard's and the docs site's browser tests.
+from chromium import browser  # noqa: E402, F401

@@ -19,6 +19,10 @@ def test_all_is_exactly_the_public_api() -> None:
             "Budget",
             "BudgetExceeded",
             "EventLog",
+            "EventReader",
+            "LlmUsageEvent",
+            "ModelUsage",
+            "TrackedRunnable",
             "Usage",
             "UsageCallbackHandler",
             "afollow",
@@ -32,6 +36,14 @@ def test_all_is_exactly_the_public_api() -> None:
     )
     for name in agent_usage.__all__:
         assert getattr(agent_usage, name) is not None
+
+
+def test_public_types_live_in_the_public_module() -> None:
+    """Every public class, including the types in public signatures, says agent_usage."""
+    for name in agent_usage.__all__:
+        obj = getattr(agent_usage, name)
+        if isinstance(obj, type):
+            assert obj.__module__ == "agent_usage", name
 
 
 def test_optional_extras_are_not_imported_by_the_package() -> None:
