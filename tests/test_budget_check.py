@@ -209,7 +209,7 @@ def test_missing_log(tmp_path: Path) -> None:
 def run_cli(*args: str | Path) -> tuple[int, str, str]:
     """`agent-usage check ...` in a subprocess: (exit code, stdout, stderr)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "agent_usage.cli", "check", *map(str, args)],
+        [sys.executable, "-m", "agent_usage", "check", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -107,12 +107,14 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_python_dash_m_runs_the_cli() -> None:
-    """`python -m agent_usage` and the old `agent_usage.cli` both run the same command line."""
-    for module in ("agent_usage", "agent_usage.cli"):
-        proc = subprocess.run(
-            [sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=60
-        )
-        assert (proc.returncode, proc.stdout.strip()) == (0, f"agent-usage {__version__}")
+    """`python -m agent_usage` runs the same command line as the `agent-usage` script."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "agent_usage", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (proc.returncode, proc.stdout.strip()) == (0, f"agent-usage {__version__}")
 
 
 # --- item 10: control characters from the log never reach the terminal raw -------

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent_usage import read_events
-from agent_usage.cli import main
+from agent_usage._cli import main
 
 TOKEN_FIELDS = (
     "input_tokens",

@@ -16,7 +16,7 @@ from langchain_core.messages import AIMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
 
 from agent_usage import EventLog, read_events, track_usage
-from agent_usage.cli import main
+from agent_usage._cli import main
 from agent_usage.exporters import OTelExporter, PostHogExporter
 from agent_usage.testing import ScriptedChatModel
 from agent_usage.testing import usage_metadata as um

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from agent_usage import EventLog, report
-from agent_usage.cli import main
+from agent_usage._cli import main
 
 SUMMED = (
     "input_tokens",

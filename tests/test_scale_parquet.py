@@ -12,8 +12,8 @@ import pytest
 from test_scale_rules import MALFORMED, good
 
 from agent_usage import EventLog, report
+from agent_usage._cli import main
 from agent_usage._parquet import SCHEMA_FIELDS, export_parquet
-from agent_usage.cli import main
 
 duckdb = pytest.importorskip("duckdb")
 pytest.importorskip("pyarrow")

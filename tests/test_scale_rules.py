@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from agent_usage import report
+from agent_usage._cli import main
 from agent_usage._dashboard import Dashboard
 from agent_usage._report import GROUP_KEYS, Aggregate, EventSource
-from agent_usage.cli import main
 
 SONNET = "claude-sonnet-4-5"
 

@@ -15,7 +15,7 @@ from typing import IO, Any
 import pytest
 
 from agent_usage import EventLog
-from agent_usage.cli import main
+from agent_usage._cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,7 +48,7 @@ class Tail:
     """A running `agent-usage tail`, its stdout lines collected by a thread."""
 
     def __init__(self, path: Path, *extra: str) -> None:
-        argv = [sys.executable, "-m", "agent_usage.cli", "tail", str(path), "--interval", "0.02"]
+        argv = [sys.executable, "-m", "agent_usage", "tail", str(path), "--interval", "0.02"]
         self.proc = subprocess.Popen(
             [*argv, *extra],
             stdout=subprocess.PIPE,
@@ -190,7 +190,7 @@ def test_tail_on_an_unreadable_file_fails_at_once(tmp_path: Path, unprivileged: 
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"")
     path.chmod(0o200)
-    argv = [*unprivileged, sys.executable, "-m", "agent_usage.cli", "tail", str(path)]
+    argv = [*unprivileged, sys.executable, "-m", "agent_usage", "tail", str(path)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=30, check=False)
     assert done.returncode == 2
