@@ -103,9 +103,9 @@ class EventSource:
         self.prices = prices
         self.reprice: Any = None
         if prices is not None:
-            from ._pricing import Pricer
+            from ._repricing import repricer
 
-            self.reprice = Pricer(prices).reprice
+            self.reprice = repricer(prices)
         if engine == "duckdb":
             from ._engine_duckdb import require
 

@@ -19,6 +19,7 @@ from langchain_core.tools import tool
 
 from agent_usage import EventLog, Usage, normalize_usage, read_events, track_usage
 from agent_usage._pricing import Pricer
+from agent_usage._repricing import reprice
 from agent_usage.testing import ScriptedChatModel
 from agent_usage.testing import usage_metadata as um
 
@@ -427,7 +428,7 @@ def test_reprice_recomputes_models_and_totals() -> None:
             },
         },
     }
-    out = Pricer({"my-model": CUSTOM}).reprice(event)
+    out = reprice(Pricer({"my-model": CUSTOM}), event)
     gpt = (4_000 * 0.25 + 6_000 * 0.025 + 3_000 * 2) / M
     assert out["models"]["my-model"]["cost_usd"] == pytest.approx(CUSTOM_COST, rel=REL)
     assert out["models"]["gpt-5-mini-2025-08-07"]["cost_usd"] == pytest.approx(gpt, rel=REL)
@@ -437,7 +438,7 @@ def test_reprice_recomputes_models_and_totals() -> None:
     )
     assert event["cost_usd"] == 123.0 and event["models"]["my-model"]["cost_usd"] is None  # type: ignore[index]
 
-    unpriced = Pricer().reprice(event)
+    unpriced = reprice(Pricer(), event)
     assert unpriced["models"]["my-model"]["cost_usd"] is None and unpriced["cost_usd"] is None
 
 
@@ -451,7 +452,7 @@ def test_reprice_applies_long_context_tier_only_to_a_single_call(
 ) -> None:
     """From a per-model sum the tier is known only when the sum is one call."""
     row = {"provider": "google_genai", "input_tokens": 300_000, "output_tokens": 1_000}
-    out = Pricer().reprice({"models": {"gemini-2.5-pro": {**row, "llm_calls": calls}}})
+    out = reprice(Pricer(), {"models": {"gemini-2.5-pro": {**row, "llm_calls": calls}}})
     assert out["cost_usd"] == pytest.approx((300_000 * rates[0] + 1_000 * rates[1]) / M, rel=REL)
 
 
