@@ -162,3 +162,29 @@ def test_nested_budgets_on_one_log_count_each_call_once(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"spent": 891, "calls": 0}
+
+
+def test_an_external_call_in_nested_budgeted_invokes_counts_once(tmp_path: Path) -> None:
+    """A call recorded from outside LangChain (LiteLLM) in nested budgeted invokes: once."""
+    from langchain_core.runnables import RunnableLambda
+
+    from agent_usage._scope import record_external_call
+    from agent_usage._usage import Usage
+
+    path = tmp_path / "events.jsonl"
+    budget = Budget(session_tokens=10**6)
+    with EventLog(path) as log:
+
+        def external(_: Any) -> int:
+            return record_external_call(Usage(input_tokens=500, output_tokens=50), model="ext")
+
+        inner = track_usage(RunnableLambda(external), log, session_id="x", budget=budget)
+        outer = track_usage(RunnableLambda(inner.invoke), log, session_id="x", budget=budget)
+        assert outer.invoke("go") == 2  # counted in both scopes
+        model = ScriptedChatModel(script=[AIMessage(content="a", usage_metadata=um(1, 1))])
+        with pytest.raises(BudgetExceeded) as info:
+            track_usage(model, log, session_id="x", budget=Budget(session_tokens=1)).invoke("hi")
+    assert (info.value.spent, model.calls) == (550, 0)
+    inner_event, outer_event = sorted(events(path), key=lambda e: "parent_invoke_id" not in e)
+    assert inner_event["parent_invoke_id"] == outer_event["invoke_id"]
+    assert inner_event["total_tokens"] == outer_event["total_tokens"] == 550
