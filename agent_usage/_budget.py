@@ -112,6 +112,9 @@ class CallInfo:
     invoke_tokens: int
     invoke_cost_usd: float | None
     call_id: str | None = None  # the chat-model run: counted once however many guards see it
+    # The invoke whose event in this log will hold the call (the outermost tracked
+    # invoke writing there): the ledger skips that event when it reads it back.
+    root_invoke_id: str | None = None
 
 
 class CallGuard(Protocol):
@@ -324,7 +327,7 @@ class BudgetGuard:
             self._invoke_usd[call.invoke_id] = self._invoke_usd.get(call.invoke_id, 0.0) + cost_usd
         self.record(
             call_id=call.call_id,
-            invoke_ids=(call.invoke_id,),
+            invoke_ids=(call.root_invoke_id or call.invoke_id,),
             session_id=call.session_id,
             metadata=call.metadata,
             usd=cost_usd,

@@ -65,6 +65,7 @@ class LlmUsageEvent(TypedDict, total=False):
     metadata: dict[str, Any]
     llm_cache_hits: int
     budget: dict[str, Any]
+    parent_invoke_id: str
 
 
 class Call(NamedTuple):
@@ -173,10 +174,12 @@ def build_event(
     model_label: str | None = None,
     metadata: Mapping[str, Any] | None = None,
     budget: Mapping[str, Any] | None = None,
+    parent_invoke_id: str | None = None,
 ) -> LlmUsageEvent | None:
     """The event for a finished invoke, or None when no call reported usage.
 
-    `budget` is the limit that stopped the invoke (status "budget_exceeded").
+    `budget` is the limit that stopped the invoke (status "budget_exceeded");
+    `parent_invoke_id` the enclosing tracked invoke whose event holds these calls too.
     """
     calls = list(tally.calls)
     if not calls:
@@ -246,4 +249,6 @@ def build_event(
         event["llm_cache_hits"] = len(tally.cache_hits)
     if budget is not None:
         event["budget"] = dict(budget)
+    if parent_invoke_id is not None:
+        event["parent_invoke_id"] = parent_invoke_id
     return event  # type: ignore[return-value]

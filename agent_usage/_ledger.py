@@ -8,7 +8,9 @@ re-reads the log: a follower (`_read._Follower`, the one `follow` uses) picks up
 only the bytes other processes appended since, at each check. This process's own
 calls are added as they finish (`record`), so concurrent invokes see each other's
 completed calls at once; its own events, when the follower reads them back, are
-skipped by invoke id, so nothing is counted twice.
+skipped by invoke id, so nothing is counted twice. Events of nested tracked
+invokes (with `parent_invoke_id`) are skipped too: the enclosing invoke's event
+holds their calls.
 
 Tokens are an event's `total_tokens`; dollars its `cost_usd`, or, when that is null
 (an unpriced model), the sum of its priced models' costs. An event with a count,
@@ -267,6 +269,8 @@ class Ledger:
                     # Ours: its calls were counted as they finished. Its event comes once.
                     own.discard(invoke_id)
                     continue
+            if "parent_invoke_id" in event:
+                continue  # a nested invoke: its calls are in the enclosing invoke's event
             try:
                 tokens, usd, ts, session_id = _FIELDS(event)
             except KeyError:

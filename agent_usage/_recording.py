@@ -127,8 +127,9 @@ class Recording(BaseCallbackHandler):
                 provider, requested = metadata.get("ls_provider"), metadata.get("ls_model_name")
             else:
                 provider = requested = None
+            call_id = str(run_id)
             for scope in claimed:
-                scope.before_call(requested)
+                scope.before_call(requested, call_id)
             for scope in claimed:
                 scope.claimed.add(run_id)
             self._pending[run_id] = _Pending(claimed, provider, requested)
@@ -209,7 +210,7 @@ class Recording(BaseCallbackHandler):
                     elif found is _CACHE_HIT:
                         scope.tally.cache_hits.append(None)
                     else:
-                        scope.add(found, keys)  # type: ignore[arg-type]
+                        scope.add(found, keys, call_id=str(run_id))  # type: ignore[arg-type]
         except Exception as exc:
             internal_failures.failed("recording a model call's usage", exc)
         self._run_ended(run_id, error)

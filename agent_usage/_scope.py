@@ -146,7 +146,11 @@ class Invoke:
         if isinstance(current, _Frame):
             outer = tuple(s for s in current.scopes if not s.closed)
         elif current is not None:  # a tracking() block
-            self.block_scope = current.open_root(invoke_id, config)  # type: ignore[attr-defined]
+            self.block_scope = current.open_root(  # type: ignore[attr-defined]
+                invoke_id,
+                config,
+                current.outer,  # type: ignore[attr-defined]
+            )
             outer = (*current.outer, self.block_scope)  # type: ignore[attr-defined]
         else:
             outer = ()
@@ -155,6 +159,7 @@ class Invoke:
             invoke_id,
             tracker.session_for(config),
             metadata=config.get("metadata") if tracker.guard is not None else None,
+            outer=outer,
         )
         self.frame = _Frame((*outer, self.scope), current)
 
@@ -248,9 +253,12 @@ def record_external_call(
         single: Scope | None = None
         if where.root_tracker is not None:
             tracker: Tracker = where.root_tracker.tracker
-            single = Scope(tracker, key or _random_id(), tracker.session_for({}))
+            single = Scope(
+                tracker, key or _random_id(), tracker.session_for({}), outer=where.scopes
+            )
             scopes.append(single)
         call = Call(model, provider, usage) if usage is not None and usage.has_usage else None
+        call_id = _random_id()  # one id in every scope: budgets count the call once
         counted = 0
         for scope in scopes:
             if scope.closed:
@@ -260,7 +268,7 @@ def record_external_call(
             if call is None:
                 scope.tally.without_usage.append(None)
             else:
-                scope.add(call, (key,) if key else (), external=True)
+                scope.add(call, (key,) if key else (), external=True, call_id=call_id)
             counted += 1
         if single is not None:
             single.finish(None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 from uuid import UUID
@@ -97,6 +98,17 @@ def resolve_session(
     return None if sid is None else str(sid)
 
 
+def _log_key(sink: object) -> object:
+    """What makes two trackers write to the same log: its real path, else the sink itself."""
+    path = getattr(sink, "path", None)
+    if isinstance(path, (str, os.PathLike)):
+        try:
+            return os.path.realpath(os.fspath(path))
+        except (OSError, ValueError):
+            pass
+    return ("sink", id(sink))
+
+
 class Tracker:
     """What a tracked scope writes and where: the settings shared by all its invokes.
 
@@ -139,6 +151,7 @@ class Tracker:
         else:
             self.pricer = Pricer(prices)
         self.exporters = tuple(exporters)
+        self.log_key = _log_key(sink)
         self.failures = Failures()
         self.guard: CallGuard | None = (
             budget._guard(log=sink, pricer=self.pricer) if budget is not None else None
@@ -163,6 +176,7 @@ class Tracker:
                 pricer=self.pricer,
                 model_label=self.model,
                 metadata=self.metadata,
+                parent_invoke_id=scope.parent_invoke_id,
                 budget=exc.as_event_field() if isinstance(exc, BudgetExceeded) else None,
             )
         except Exception as build_exc:
@@ -204,6 +218,8 @@ class Scope:
         "langchain_keys",
         "metadata",
         "opener",
+        "parent_invoke_id",
+        "root_invoke_id",
         "session_id",
         "tally",
         "tokens",
@@ -218,9 +234,20 @@ class Scope:
         *,
         metadata: Mapping[str, Any] | None = None,
         opener: object = None,
+        outer: Sequence[Scope] = (),
     ) -> None:
         self.tracker = tracker
         self.invoke_id = invoke_id
+        # The nearest enclosing scope writing to the same log holds this one's
+        # calls in its event: readers skip events with a parent, so none counts
+        # twice. A parent in another log is not one (that log has no outer event).
+        self.parent_invoke_id: str | None = None
+        self.root_invoke_id = invoke_id  # the event of this log that counts the calls
+        for enclosing in reversed(outer):
+            if enclosing.tracker.log_key == tracker.log_key:
+                self.parent_invoke_id = enclosing.invoke_id
+                self.root_invoke_id = enclosing.root_invoke_id
+                break
         self.session_id = session_id
         self.tally = Tally()
         self.claimed: set[UUID] = set()  # run ids of the model calls counted here
@@ -234,26 +261,46 @@ class Scope:
         self.tokens = 0  # running totals, kept only for a budget
         self.cost: float | None = 0.0
 
-    def _info(self, model: str | None) -> CallInfo:
+    def _info(self, model: str | None, call_id: str | None) -> CallInfo:
         md = self.metadata or {}
         if self.tracker.metadata:
             md = {**self.tracker.metadata, **md}
-        return CallInfo(self.invoke_id, self.session_id, md, model, self.tokens, self.cost)
+        return CallInfo(
+            self.invoke_id,
+            self.session_id,
+            md,
+            model,
+            self.tokens,
+            self.cost,
+            call_id,
+            self.root_invoke_id,
+        )
 
-    def before_call(self, model: str | None) -> None:
+    def before_call(self, model: str | None, call_id: str | None = None) -> None:
         """Ask the budget whether a call may start; BudgetExceeded stops it."""
         guard = self.tracker.guard
         if guard is None:
             return
         try:
-            guard.before_call(self._info(model))
+            guard.before_call(self._info(model, call_id))
         except BudgetExceeded:
             raise
         except Exception as exc:
             self.tracker.failures.failed("the budget's before_call", exc)
 
-    def add(self, call: Call, keys: Sequence[str] = (), *, external: bool = False) -> None:
-        """Count one call that reported usage, unless the other path counted its response."""
+    def add(
+        self,
+        call: Call,
+        keys: Sequence[str] = (),
+        *,
+        external: bool = False,
+        call_id: str | None = None,
+    ) -> None:
+        """Count one call that reported usage, unless the other path counted its response.
+
+        `call_id` names the call for the budget (the same in every scope that counts
+        it), so guards of nested scopes sharing one ledger count it once.
+        """
         if keys:
             if external:
                 if not self.langchain_keys.isdisjoint(keys):
@@ -272,7 +319,7 @@ class Scope:
             tokens = call.usage.total_tokens or 0
             self.tokens += tokens
             self.cost = None if cost is None or self.cost is None else self.cost + cost
-            guard.after_call(self._info(call.model), tokens, cost)
+            guard.after_call(self._info(call.model, call_id), tokens, cost)
         except Exception as exc:
             self.tracker.failures.failed("the budget's after_call", exc)
 

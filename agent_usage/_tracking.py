@@ -53,8 +53,10 @@ class RootTracker(Recording):
         """How many times each telemetry step failed (each cause is logged once)."""
         return self.tracker.failures.counts
 
-    def open_root(self, invoke_id: str, config: Mapping[str, Any]) -> Scope:
-        """A scope for a root invoke that someone else starts and ends."""
+    def open_root(
+        self, invoke_id: str, config: Mapping[str, Any], outer: Sequence[Scope] = ()
+    ) -> Scope:
+        """A scope for a root invoke that someone else starts and ends, inside `outer`."""
         guarded = self.tracker.guard is not None
         return Scope(
             self.tracker,
@@ -62,6 +64,7 @@ class RootTracker(Recording):
             self.tracker.session_for(config),
             metadata=config.get("metadata") if guarded else None,
             opener=self,
+            outer=outer,
         )
 
     def _scopes_at_start(
@@ -79,8 +82,9 @@ class RootTracker(Recording):
             # Inside a root of ours that LangChain lost track of (Python 3.10 tasks).
             self._scopes_of[run_id] = current.scopes
             return current.scopes
-        scope = self.open_root(str(run_id), _config_of(metadata, tags))
-        scopes = (*open_scopes(), scope)
+        outer = open_scopes()
+        scope = self.open_root(str(run_id), _config_of(metadata, tags), outer)
+        scopes = (*outer, scope)
         frame, token = push(scopes)
         self._roots[run_id] = (scope, frame, token)
         self._scopes_of[run_id] = scopes
