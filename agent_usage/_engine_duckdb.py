@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["aggregate", "require"]
 
 _EXTRA = "pip install 'langchain-agent-usage[duckdb]'"
-_STRINGS = ("session_id", "model", "host", "status")
+_STRINGS = ("session_id", "model", "host", "status", "parent_invoke_id")
 _MONEY = ("cost_usd", "cache_savings_usd")
 # The Python rule's timestamp (msgspec's RFC 3339 reader), which DuckDB's cast is
 # looser than (it also takes a bare date, 24:00, a "+05" offset).
@@ -130,7 +130,9 @@ def _events_sql(files: Sequence[str]) -> str:
             FROM read_ndjson([{file_list}], columns={{type: 'VARCHAR', {columns}, models: 'JSON'}},
                              format='newline_delimited', ignore_errors=true,
                              maximum_object_size=16777216)
+            -- A nested invoke's event: its calls are already in the outer event.
             WHERE type = 'llm_usage'
+                AND NOT COALESCE(starts_with(parent_invoke_id::VARCHAR, '"'), false)
         )
     """
 

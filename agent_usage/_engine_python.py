@@ -99,6 +99,8 @@ class UsageEvent(msgspec.Struct, gc=False):
     model: str | None = None
     host: str | None = None
     status: str | None = None
+    # Set on a nested tracked invoke's event, whose calls the outer event already holds.
+    parent_invoke_id: str | None = None
     input_tokens: Count = 0
     output_tokens: Count = 0
     total_tokens: Count = 0
@@ -278,8 +280,8 @@ class LogFiles:
                     if second is None:
                         continue
                     ev = second
-                if ev.type != LLM_USAGE:
-                    continue
+                if ev.type != LLM_USAGE or ev.parent_invoke_id is not None:
+                    continue  # not ours; or nested, its calls summed in the outer event
                 if ev.timestamp is None:
                     self.malformed += 1
                     continue

@@ -200,7 +200,7 @@ class Aggregate:
         for ev in map(validate, events):
             if ev is None:
                 self._malformed += 1
-            else:
+            elif ev.parent_invoke_id is None:  # a nested event's calls are in the outer one
                 records.append(ev)
         return self.feed_records(records)
 

@@ -109,7 +109,8 @@ def test_a_parent_in_another_log_is_not_named(tmp_path: Path) -> None:
     assert agent_usage.report(inner_path)[0]["llm_calls"] == 1
 
 
-def test_report_totals_equal_the_outer_event_alone(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_report_totals_equal_the_outer_event_alone(tmp_path: Path, engine: str) -> None:
     """`report` skips nested events: the log's totals are the served calls, each once."""
     path = tmp_path / "events.jsonl"
     with EventLog(path) as log:
@@ -117,7 +118,7 @@ def test_report_totals_equal_the_outer_event_alone(tmp_path: Path) -> None:
         agent.invoke(INPUT)
     assert len(events(path)) == 2
     for by in ("session", "model", "day"):
-        rows = agent_usage.report(path, by=by)
+        rows = agent_usage.report(path, by=by, engine=engine)
         summed = {
             k: sum(r[k] for r in rows) for k in ("input_tokens", "output_tokens", "llm_calls")
         }
