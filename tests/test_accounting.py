@@ -18,9 +18,10 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
+from logs import usage_events as events
 from typing_extensions import TypedDict
 
-from agent_usage import EventLog, UsageCallbackHandler, read_events, track_usage
+from agent_usage import EventLog, UsageCallbackHandler, track_usage
 from agent_usage.testing import ScriptedChatModel
 from agent_usage.testing import usage_metadata as um
 
@@ -34,10 +35,6 @@ TOKEN_KEYS = (
     "llm_calls",
     "llm_calls_without_usage",
 )
-
-
-def events(path: Path) -> list[dict[str, Any]]:
-    return list(read_events(path, types={"llm_usage"}))
 
 
 def tokens(event: dict[str, Any]) -> dict[str, Any]:

@@ -23,10 +23,11 @@ from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
+from logs import usage_events as events
 from providers.servers import OpenAIServer, Reply, ToolCall
 from pydantic import SecretStr
 
-from agent_usage import Budget, BudgetExceeded, EventLog, read_events, track_usage
+from agent_usage import Budget, BudgetExceeded, EventLog, track_usage
 from agent_usage.middleware import UsageBudgetMiddleware
 from agent_usage.testing import ScriptedChatModel, usage_metadata
 
@@ -76,10 +77,6 @@ def answering_model() -> ScriptedChatModel:
 
 def ask() -> dict[str, Any]:
     return {"messages": [HumanMessage("find x")]}
-
-
-def events(path: Path) -> list[dict[str, Any]]:
-    return list(read_events(path, types={"llm_usage"}))
 
 
 # --------------------------------------------------------------------- invoke

@@ -10,19 +10,16 @@ from typing import Annotated, Any
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langgraph.graph import END, START, StateGraph
+from logs import usage_events as events
 from typing_extensions import TypedDict
 
-from agent_usage import EventLog, UsageCallbackHandler, read_events
+from agent_usage import EventLog, UsageCallbackHandler
 from agent_usage.testing import ScriptedChatModel
 from agent_usage.testing import usage_metadata as um
 
 
 class State(TypedDict):
     messages: Annotated[list[BaseMessage], operator.add]
-
-
-def events(path: Path) -> list[dict[str, Any]]:
-    return list(read_events(path, types={"llm_usage"})) if path.exists() else []
 
 
 def summary(path: Path) -> list[tuple[str, int, int, int]]:

@@ -18,15 +18,12 @@ from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.tools import tool
+from logs import usage_events as events
 
 import agent_usage
-from agent_usage import Budget, BudgetExceeded, EventLog, read_events, track_usage, tracking
+from agent_usage import Budget, BudgetExceeded, EventLog, track_usage, tracking
 from agent_usage.testing import ScriptedChatModel
 from agent_usage.testing import usage_metadata as um
-
-
-def events(path: Path) -> list[dict[str, Any]]:
-    return list(read_events(path, types={"llm_usage"}))
 
 
 def nested_agent(outer_log: Any, inner_log: Any, **kwargs: Any) -> tuple[Any, ScriptedChatModel]:

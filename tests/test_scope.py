@@ -19,18 +19,15 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langchain_core.tracers.context import _configure_hooks
 from langgraph.graph import END, START, StateGraph
+from logs import usage_events as events
 from typing_extensions import TypedDict
 
-from agent_usage import EventLog, read_events, track_usage, tracking
+from agent_usage import EventLog, track_usage, tracking
 from agent_usage._budget import BudgetExceeded, CallInfo
 from agent_usage._scope import active_scopes, record_external_call
 from agent_usage._usage import Usage
 from agent_usage.testing import ScriptedChatModel
 from agent_usage.testing import usage_metadata as um
-
-
-def events(path: Path) -> list[dict[str, Any]]:
-    return list(read_events(path, types={"llm_usage"})) if path.exists() else []
 
 
 def totals(path: Path) -> list[tuple[int, int, int]]:

@@ -24,22 +24,18 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from langgraph.graph import START, StateGraph
+from logs import usage_events as events
 from providers import AnthropicServer, OpenAIServer, Reply, ToolCall
 from pydantic import SecretStr
 from test_providers import State, expected, numbers
 
-from agent_usage import EventLog, read_events, track_usage
+from agent_usage import EventLog, track_usage
 
 pytest_plugins = ["providers.fixtures"]
 
 AGENT_MODEL = "gpt-5-mini-2025-08-07"
 HELPER_MODEL = "claude-sonnet-4-6"
 LOOKUP = ToolCall(name="look_up", args={"topic": "tides"}, id="call_look_up")
-
-
-def events(path: Path) -> list[dict[str, Any]]:
-    """The `llm_usage` events in the log (none when nothing was ever written)."""
-    return list(read_events(path, types={"llm_usage"})) if path.exists() else []
 
 
 def openai_model(server: OpenAIServer, **kwargs: Any) -> ChatOpenAI:
