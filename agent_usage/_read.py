@@ -37,6 +37,9 @@ def _log_files(path: str) -> list[str]:
     files = rotated_files(path)
     if os.path.exists(path):
         files.append(path)
+    elif not files:
+        # Rotated between the listing and the check (renamed, new file not made yet).
+        files = rotated_files(path)
     return files
 
 

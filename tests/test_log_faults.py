@@ -173,7 +173,7 @@ def test_kill_9_of_one_writer_never_costs_another_an_event(tmp_path: Path) -> No
             torn_free_big += 1
     lost = sum(len(set(range(n)) - got[str(p)]) for p, n in enumerate(counts))
     assert lost == 0, f"lost {lost} of {sum(counts)} returned-for events"
-    assert reader.skipped > 10  # the kills did tear lines: the test exercised something
+    assert reader.skipped > 0  # the kills did tear lines: the test exercised something
     assert torn_free_big > 0
 
 
