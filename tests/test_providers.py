@@ -32,6 +32,7 @@ from langgraph.graph import START, StateGraph
 from langgraph.graph.message import add_messages
 from logs import usage_events as events
 from providers import AnthropicServer, OpenAIServer, Reply, ToolCall
+from providers.expect import expected, numbers, only_event
 from pydantic import SecretStr
 from typing_extensions import TypedDict
 
@@ -42,52 +43,6 @@ pytest_plugins = ["providers.fixtures"]
 OPENAI_REQUESTED = "gpt-5-mini"
 OPENAI_ANSWERED = "gpt-5-mini-2025-08-07"  # the API answers with the dated snapshot
 ANTHROPIC_MODEL = "claude-sonnet-4-6"
-
-TOKEN_KEYS = (
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "reasoning_tokens",
-)
-
-
-def only_event(path: Path) -> dict[str, Any]:
-    """The single `llm_usage` event in the log."""
-    found = events(path)
-    assert len(found) == 1, found
-    return found[0]
-
-
-def numbers(event: Mapping[str, Any]) -> dict[str, Any]:
-    """The event's token fields, with the 1h part only when it was reported."""
-    keys = (*TOKEN_KEYS, "cache_creation_1h_input_tokens")
-    return {k: event[k] for k in keys if k in event}
-
-
-def expected(
-    inp: int,
-    out: int,
-    *,
-    read: int = 0,
-    creation: int = 0,
-    creation_1h: int | None = None,
-    reasoning: int = 0,
-) -> dict[str, int]:
-    """Event token fields written out by hand, so the table states the truth."""
-    row = {
-        "input_tokens": inp,
-        "output_tokens": out,
-        "total_tokens": inp + out,
-        "cache_read_input_tokens": read,
-        "cache_creation_input_tokens": creation,
-        "reasoning_tokens": reasoning,
-    }
-    if creation_1h is not None:
-        row["cache_creation_1h_input_tokens"] = creation_1h
-    return row
-
 
 # -- How a model is driven ---------------------------------------------------
 

@@ -26,8 +26,9 @@ from langchain_openai import ChatOpenAI
 from langgraph.graph import START, StateGraph
 from logs import usage_events as events
 from providers import AnthropicServer, OpenAIServer, Reply, ToolCall
+from providers.expect import expected, numbers
 from pydantic import SecretStr
-from test_providers import State, expected, numbers
+from test_providers import State
 
 from agent_usage import EventLog, track_usage
 

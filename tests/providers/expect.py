@@ -18,9 +18,10 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import tool
 from langgraph.graph import START, StateGraph
 from langgraph.graph.message import add_messages
+from logs import usage_events as events
 from typing_extensions import TypedDict
 
-from agent_usage import EventLog, read_events, track_usage
+from agent_usage import EventLog, track_usage
 
 __all__ = [
     "MODES",
@@ -42,11 +43,6 @@ TOKEN_KEYS = (
     "cache_creation_input_tokens",
     "reasoning_tokens",
 )
-
-
-def events(path: Path) -> list[dict[str, Any]]:
-    """The `llm_usage` events in the log (none when nothing was ever written)."""
-    return list(read_events(path, types={"llm_usage"})) if path.exists() else []
 
 
 def only_event(path: Path) -> dict[str, Any]:
