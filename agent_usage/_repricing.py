@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._pricing import Pricer, PricesArg, _money
+from ._pricing import Pricer, PricesArg
+from ._rates import money
 from ._usage import Usage
 
 __all__ = ["reprice", "repricer"]
@@ -75,7 +76,7 @@ def _price_row(
         calls = _row_int(row, "llm_calls") or 1
         # One call: the sum is that call, so its tier is known; otherwise base rates.
         applied = rates.at(usage.input_tokens or 0) if calls == 1 else rates
-        return _money(applied, usage, calls)
+        return money(applied, usage, calls)
     except Exception as exc:
         pricer._failed(name, exc)
         return None, None
