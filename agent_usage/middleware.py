@@ -31,7 +31,8 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 from typing_extensions import NotRequired
 
-from ._budget import Budget, BudgetExceeded, BudgetGuard, recording_calls
+from ._budget import Budget, BudgetExceeded
+from ._budget_guard import BudgetGuard, recording_calls
 from ._ledger import ledger_for
 from ._pricing import Pricer, PricesArg, default_pricer
 from ._scope import active_scopes
