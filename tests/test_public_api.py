@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import subprocess
 import sys
@@ -63,3 +64,34 @@ def test_every_module_has_a_docstring() -> None:
         rel = path.relative_to(ROOT).with_suffix("")
         module = importlib.import_module(".".join(rel.parts).removesuffix(".__init__"))
         assert module.__doc__, f"{rel} has no docstring"
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    """The absolute names of the modules `path` (module `module`) imports, at any depth."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_only_the_commands_import_command_code() -> None:
+    """No library module imports agent_usage._cli, lazily or not: data flows into the CLI."""
+    offenders = []
+    for path in sorted((ROOT / "agent_usage").rglob("*.py")):
+        rel = path.relative_to(ROOT).with_suffix("")
+        module = ".".join(rel.parts).removesuffix(".__init__")
+        if module.startswith("agent_usage._cli") or module == "agent_usage.__main__":
+            continue
+        cli = [n for n in _imports(path, module) if n.split(".")[:2] == ["agent_usage", "_cli"]]
+        if cli:
+            offenders.append(f"{module}: {', '.join(sorted(cli))}")
+    assert offenders == []
