@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import operator
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +19,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from logs import usage_events as events
 from typing_extensions import TypedDict
+from waits import TIMEOUT_S
 
 from agent_usage import EventLog, UsageCallbackHandler, track_usage
 from agent_usage.testing import ScriptedChatModel
@@ -515,18 +515,31 @@ def test_batch_logs_one_event_per_input(tmp_path: Path) -> None:
     assert sorted(e["input_tokens"] for e in events(log_path)) == [1001, 1002]
 
 
-def gated_graph(counter: dict[str, int]) -> Any:
-    """Calls the echo model, then fails on input "13"; counts how many run at once."""
+# How long a call in `gated_graph` gives a batch to let in more calls than it may.
+OVERSHOOT_S = 0.05
+
+
+def gated_graph(counter: dict[str, int], together: int = 1) -> Any:
+    """Calls the echo model, then fails on input "13"; counts how many run at once.
+
+    Each call waits until `together` calls are in (a batch that never runs that many at
+    once fails with BrokenBarrierError), so that many surely overlap, whatever the load.
+    """
     model = echo_session_model()
-    lock = threading.Lock()
+    in_flight = threading.Condition()
+    arrived = threading.Barrier(together, timeout=TIMEOUT_S)
 
     def call(state: State) -> dict[str, Any]:
         # A sync node: sync invokes run it in batch's threads, async ones in executors.
-        with lock:
+        with in_flight:
             counter["now"] += 1
             counter["peak"] = max(counter["peak"], counter["now"])
-        time.sleep(0.02)
-        with lock:
+            in_flight.notify_all()
+        arrived.wait()
+        with in_flight:
+            # A batch that let in one call too many would do so now: wait briefly for
+            # that failure. Only catching it depends on how long; passing does not.
+            in_flight.wait_for(lambda: counter["now"] > together, timeout=OVERSHOOT_S)
             counter["now"] -= 1
         reply = model.invoke(state["messages"])
         if state["messages"][-1].content == "13":
@@ -547,7 +560,7 @@ async def test_batch_honours_max_concurrency_and_return_exceptions(
     """As Runnable.batch: at most max_concurrency at once, exceptions returned in place."""
     log_path = tmp_path / "events.jsonl"
     counter = {"now": 0, "peak": 0}
-    agent = track_usage(gated_graph(counter), EventLog(log_path))
+    agent = track_usage(gated_graph(counter, together=2), EventLog(log_path))
     inputs = [{"messages": [HumanMessage(str(i))]} for i in range(10, 16)]
     config: RunnableConfig = {"max_concurrency": 2}
     if method == "abatch":
