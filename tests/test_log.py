@@ -21,47 +21,12 @@ from typing import Any
 
 import orjson
 import pytest
+from logs import usage_event
 from waits import PollCounter, await_until, wait_until
 
 from agent_usage import EventLog, afollow, follow, read_events
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def usage_event(session: str = "s1", seq: int = 0, **extra: Any) -> dict[str, Any]:
-    """An `llm_usage` event shaped like the ones `build_event` writes."""
-    return {
-        "type": "llm_usage",
-        "schema": 1,
-        "event_id": uuid.uuid4().hex,
-        "invoke_id": str(uuid.uuid4()),
-        "timestamp": f"2026-11-22T23:14:{seq % 60:02d}.123456+00:00",
-        "session_id": session,
-        "model": "claude-sonnet-4-5",
-        "status": "ok",
-        "duration_ms": 812.5,
-        "input_tokens": 1200,
-        "output_tokens": 80,
-        "total_tokens": 1280,
-        "cache_read_input_tokens": 1000,
-        "cache_creation_input_tokens": 100,
-        "reasoning_tokens": 20,
-        "llm_calls": 1,
-        "llm_calls_without_usage": 0,
-        "cost_usd": 0.00186,
-        "models": {
-            "claude-sonnet-4-5-20250929": {
-                "provider": "anthropic",
-                "input_tokens": 1200,
-                "output_tokens": 80,
-                "total_tokens": 1280,
-                "llm_calls": 1,
-                "cost_usd": 0.00186,
-            }
-        },
-        "seq": seq,
-        **extra,
-    }
 
 
 def lines(path: Path) -> list[bytes]:
