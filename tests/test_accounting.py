@@ -17,6 +17,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
+from logs import TOKEN_FIELDS
 from logs import usage_events as events
 from typing_extensions import TypedDict
 from waits import TIMEOUT_S
@@ -25,20 +26,10 @@ from agent_usage import EventLog, UsageCallbackHandler, track_usage
 from agent_usage.testing import ScriptedChatModel
 from agent_usage.testing import usage_metadata as um
 
-TOKEN_KEYS = (
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "reasoning_tokens",
-    "llm_calls",
-    "llm_calls_without_usage",
-)
-
 
 def tokens(event: dict[str, Any]) -> dict[str, Any]:
-    return {k: event[k] for k in TOKEN_KEYS}
+    """The event's token counts and call counts."""
+    return {k: event[k] for k in (*TOKEN_FIELDS, "llm_calls", "llm_calls_without_usage")}
 
 
 async def call(agent: Any, method: str, payload: Any, config: Any = None) -> Any:
