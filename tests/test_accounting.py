@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import operator
 import threading
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import pytest
+from graphs import State
 from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage
@@ -19,7 +19,6 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from logs import TOKEN_FIELDS
 from logs import usage_events as events
-from typing_extensions import TypedDict
 from waits import TIMEOUT_S
 
 from agent_usage import EventLog, UsageCallbackHandler, track_usage
@@ -145,10 +144,6 @@ async def test_history_passed_in_is_not_counted(tmp_path: Path) -> None:
     await agent.ainvoke({"messages": history})
     [event] = events(log_path)
     assert (event["input_tokens"], event["output_tokens"], event["llm_calls"]) == (40, 4, 1)
-
-
-class State(TypedDict):
-    messages: Annotated[list[BaseMessage], operator.add]
 
 
 async def test_model_in_tool_and_subgraph_counted_once_in_parent(tmp_path: Path) -> None:
