@@ -245,44 +245,7 @@ def test_a_full_disk_is_logged_once_counted_and_strict_raises(tmp_path: Path) ->
     assert err.decode().count("No space left") == 1
 
 
-EACCES_CHILD = """
-    import json, logging, sys
-    from agent_usage import EventLog
-    logging.basicConfig(level=logging.WARNING)
-    log = EventLog(sys.argv[1])
-    for _ in range(3):
-        log.append({"type": "llm_usage"})
-    try:
-        EventLog(sys.argv[1], strict=True)
-        strict = "opened"
-    except PermissionError as exc:
-        strict = exc.filename
-    print(json.dumps({"dropped": log.dropped, "strict": strict}))
-"""
-
-
-def test_a_file_we_may_not_write_is_counted_and_strict_raises(unprivileged: list[str]) -> None:
-    """EACCES: the default log carries on counting drops; strict raises naming the path."""
-    tmp = tempfile.mkdtemp()
-    try:
-        os.chmod(tmp, 0o755)
-        path = os.path.join(tmp, "events.jsonl")
-        Path(path).write_bytes(b"")
-        os.chmod(path, 0o444)
-        child = run_child(
-            EACCES_CHILD, path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, prefix=unprivileged
-        )
-        out, err = child.communicate(timeout=60)
-        assert child.returncode == 0, err
-        assert orjson.loads(out) == {"dropped": 3, "strict": path}
-        assert err.decode().count("Permission denied") == 1
-    finally:
-        for name in os.listdir(tmp):
-            os.unlink(os.path.join(tmp, name))
-        os.rmdir(tmp)
-
-
-EROFS_CHILD = """
+UNWRITABLE_CHILD = """
     import errno, json, logging, sys
     from agent_usage import EventLog
     logging.basicConfig(level=logging.WARNING)
@@ -296,6 +259,32 @@ EROFS_CHILD = """
         strict = [errno.errorcode[exc.errno], exc.filename]
     print(json.dumps({"dropped": log.dropped, "strict": strict}))
 """
+
+
+def test_a_file_we_may_not_write_is_counted_and_strict_raises(unprivileged: list[str]) -> None:
+    """EACCES: the default log carries on counting drops; strict raises naming the path."""
+    tmp = tempfile.mkdtemp()
+    try:
+        os.chmod(tmp, 0o755)
+        path = os.path.join(tmp, "events.jsonl")
+        Path(path).write_bytes(b"")
+        os.chmod(path, 0o444)
+        child = run_child(
+            UNWRITABLE_CHILD,
+            path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            prefix=unprivileged,
+        )
+        out, err = child.communicate(timeout=60)
+        assert child.returncode == 0, err
+        assert orjson.loads(out) == {"dropped": 3, "strict": ["EACCES", path]}
+        assert err.decode().count("Permission denied") == 1
+    finally:
+        for name in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, name))
+        os.rmdir(tmp)
+
 
 # In a private mount namespace: a tmpfs holding an empty log, remounted read-only.
 READ_ONLY_MOUNT = (
@@ -312,7 +301,7 @@ def test_a_read_only_filesystem_is_counted_and_strict_raises(tmp_path: Path) -> 
     path = str(mnt / "events.jsonl")
     prefix = ["unshare", "-rm", "sh", "-c", READ_ONLY_MOUNT, str(mnt)]
     child = run_child(
-        EROFS_CHILD, path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, prefix=prefix
+        UNWRITABLE_CHILD, path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, prefix=prefix
     )
     out, err = child.communicate(timeout=60)
     assert child.returncode == 0, err
