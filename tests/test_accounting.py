@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import operator
 import threading
-import time
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import pytest
+from graphs import State
 from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage
@@ -18,27 +17,18 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
+from logs import TOKEN_FIELDS
 from logs import usage_events as events
-from typing_extensions import TypedDict
+from waits import TIMEOUT_S
 
 from agent_usage import EventLog, UsageCallbackHandler, track_usage
 from agent_usage.testing import ScriptedChatModel
 from agent_usage.testing import usage_metadata as um
 
-TOKEN_KEYS = (
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "reasoning_tokens",
-    "llm_calls",
-    "llm_calls_without_usage",
-)
-
 
 def tokens(event: dict[str, Any]) -> dict[str, Any]:
-    return {k: event[k] for k in TOKEN_KEYS}
+    """The event's token counts and call counts."""
+    return {k: event[k] for k in (*TOKEN_FIELDS, "llm_calls", "llm_calls_without_usage")}
 
 
 async def call(agent: Any, method: str, payload: Any, config: Any = None) -> Any:
@@ -154,10 +144,6 @@ async def test_history_passed_in_is_not_counted(tmp_path: Path) -> None:
     await agent.ainvoke({"messages": history})
     [event] = events(log_path)
     assert (event["input_tokens"], event["output_tokens"], event["llm_calls"]) == (40, 4, 1)
-
-
-class State(TypedDict):
-    messages: Annotated[list[BaseMessage], operator.add]
 
 
 async def test_model_in_tool_and_subgraph_counted_once_in_parent(tmp_path: Path) -> None:
@@ -515,18 +501,31 @@ def test_batch_logs_one_event_per_input(tmp_path: Path) -> None:
     assert sorted(e["input_tokens"] for e in events(log_path)) == [1001, 1002]
 
 
-def gated_graph(counter: dict[str, int]) -> Any:
-    """Calls the echo model, then fails on input "13"; counts how many run at once."""
+# How long a call in `gated_graph` gives a batch to let in more calls than it may.
+OVERSHOOT_S = 0.05
+
+
+def gated_graph(counter: dict[str, int], together: int = 1) -> Any:
+    """Calls the echo model, then fails on input "13"; counts how many run at once.
+
+    Each call waits until `together` calls are in (a batch that never runs that many at
+    once fails with BrokenBarrierError), so that many surely overlap, whatever the load.
+    """
     model = echo_session_model()
-    lock = threading.Lock()
+    in_flight = threading.Condition()
+    arrived = threading.Barrier(together, timeout=TIMEOUT_S)
 
     def call(state: State) -> dict[str, Any]:
         # A sync node: sync invokes run it in batch's threads, async ones in executors.
-        with lock:
+        with in_flight:
             counter["now"] += 1
             counter["peak"] = max(counter["peak"], counter["now"])
-        time.sleep(0.02)
-        with lock:
+            in_flight.notify_all()
+        arrived.wait()
+        with in_flight:
+            # A batch that let in one call too many would do so now: wait briefly for
+            # that failure. Only catching it depends on how long; passing does not.
+            in_flight.wait_for(lambda: counter["now"] > together, timeout=OVERSHOOT_S)
             counter["now"] -= 1
         reply = model.invoke(state["messages"])
         if state["messages"][-1].content == "13":
@@ -547,7 +546,7 @@ async def test_batch_honours_max_concurrency_and_return_exceptions(
     """As Runnable.batch: at most max_concurrency at once, exceptions returned in place."""
     log_path = tmp_path / "events.jsonl"
     counter = {"now": 0, "peak": 0}
-    agent = track_usage(gated_graph(counter), EventLog(log_path))
+    agent = track_usage(gated_graph(counter, together=2), EventLog(log_path))
     inputs = [{"messages": [HumanMessage(str(i))]} for i in range(10, 16)]
     config: RunnableConfig = {"max_concurrency": 2}
     if method == "abatch":

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from logs import one_model_event
 
 from agent_usage._check import check
 
@@ -28,28 +29,9 @@ def line(
     without: int = 0,
 ) -> dict[str, Any]:
     """One `llm_usage` event of one model."""
-    row = {
-        "input_tokens": tokens,
-        "output_tokens": 0,
-        "total_tokens": tokens,
-        "cache_read_input_tokens": 0,
-        "cache_creation_input_tokens": 0,
-        "reasoning_tokens": 0,
-        "llm_calls": calls,
-        "cost_usd": cost,
-        "cache_savings_usd": None,
-    }
-    return {
-        "type": "llm_usage",
-        "schema": 1,
-        "timestamp": ts,
-        "session_id": session,
-        "model": model,
-        "status": "ok",
-        **row,
-        "llm_calls_without_usage": without,
-        "models": {model: row},
-    }
+    return one_model_event(
+        ts=ts, session=session, model=model, inp=tokens, calls=calls, without=without, cost=cost
+    )
 
 
 def write(path: Path, *events: dict[str, Any]) -> Path:

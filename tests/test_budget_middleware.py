@@ -13,42 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from langchain.agents import create_agent
-from langchain_core.messages import AIMessage, HumanMessage
-from langchain_core.tools import tool
-from langchain_openai import ChatOpenAI
-from providers.servers import OpenAIServer, Reply, ToolCall
-from pydantic import SecretStr
+from langchain_core.messages import AIMessage
+from providers.acme import CALL_TOKENS, CALL_USD, PRICES, USAGE, ask, openai_agent, tool_reply
+from providers.servers import OpenAIServer, Reply
 
 from agent_usage import Budget, BudgetExceeded
 from agent_usage.middleware import UsageBudgetMiddleware
 
 pytest_plugins = ["providers.fixtures"]
 
-MODEL = "acme-model"
-PRICES = {MODEL: {"input": 1.0, "output": 10.0}}
-USAGE = {"prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100}
-CALL_USD = (1000 * 1.0 + 100 * 10.0) / 1e6  # 0.002
-CALL_TOKENS = 1100
-
-
-@tool
-def lookup(query: str) -> str:
-    """Look something up."""
-    return "found it"
-
-
-def tool_reply(n: int) -> Reply:
-    return Reply(tool_calls=(ToolCall("lookup", {"query": "x"}, f"call_{n}"),), usage=USAGE)
-
 
 def agent_on(server: OpenAIServer, middleware: UsageBudgetMiddleware) -> Any:
-    model = ChatOpenAI(model=MODEL, base_url=server.url, api_key=SecretStr("test"), max_retries=0)
-    return create_agent(model, tools=[lookup], middleware=[middleware])
-
-
-def ask() -> dict[str, Any]:
-    return {"messages": [HumanMessage("find x")]}
+    """An agent on langchain-openai against `server`, guarded by `middleware`."""
+    return openai_agent(server, middleware=[middleware])
 
 
 @pytest.fixture

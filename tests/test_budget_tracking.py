@@ -20,39 +20,27 @@ from typing import Any
 
 import pytest
 from langchain.agents import create_agent
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.tools import tool
-from langchain_openai import ChatOpenAI
 from logs import usage_events as events
-from providers.servers import OpenAIServer, Reply, ToolCall
-from pydantic import SecretStr
+from providers.acme import (
+    CALL_TOKENS,
+    CALL_USD,
+    MODEL,
+    PRICES,
+    USAGE,
+    ask,
+    lookup,
+    openai_agent,
+    tool_reply,
+)
+from providers.servers import OpenAIServer, Reply
 
 from agent_usage import Budget, BudgetExceeded, EventLog, track_usage
 from agent_usage.middleware import UsageBudgetMiddleware
 from agent_usage.testing import ScriptedChatModel, usage_metadata
 
 pytest_plugins = ["providers.fixtures"]
-
-MODEL = "acme-model"
-PRICES = {MODEL: {"input": 1.0, "output": 10.0}}
-USAGE = {"prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100}
-CALL_USD = (1000 * 1.0 + 100 * 10.0) / 1e6  # 0.002
-CALL_TOKENS = 1100
-
-
-@tool
-def lookup(query: str) -> str:
-    """Look something up."""
-    return "found it"
-
-
-def tool_reply(n: int) -> Reply:
-    return Reply(tool_calls=(ToolCall("lookup", {"query": "x"}, f"call_{n}"),), usage=USAGE)
-
-
-def openai_agent(server: OpenAIServer, tools: list[Any] | None = None, **kwargs: Any) -> Any:
-    model = ChatOpenAI(model=MODEL, base_url=server.url, api_key=SecretStr("test"), max_retries=0)
-    return create_agent(model, tools=[lookup] if tools is None else tools, **kwargs)
 
 
 def looping_model(*, delay: float = 0.0) -> ScriptedChatModel:
@@ -73,10 +61,6 @@ def answering_model() -> ScriptedChatModel:
         script=[AIMessage(content="ok", usage_metadata=usage_metadata(1000, 100))],
         model_name=MODEL,
     )
-
-
-def ask() -> dict[str, Any]:
-    return {"messages": [HumanMessage("find x")]}
 
 
 # --------------------------------------------------------------------- invoke

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from logs import one_model_event
 
 from agent_usage import EventLog, __version__
 from agent_usage._cli import main
@@ -31,28 +32,16 @@ def usage_event(
     saved: float | None = 0.001,
 ) -> dict[str, Any]:
     """A one-model `llm_usage` event as the writer lays it out."""
-    row = {
-        "input_tokens": inp,
-        "output_tokens": 10,
-        "total_tokens": inp + 10,
-        "cache_read_input_tokens": 0,
-        "cache_creation_input_tokens": 0,
-        "reasoning_tokens": 0,
-        "llm_calls": 1,
-        "cost_usd": cost,
-        "cache_savings_usd": saved,
-    }
-    return {
-        "type": "llm_usage",
-        "schema": 1,
-        "timestamp": ts,
-        "session_id": session,
-        "model": model,
-        "status": "ok",
-        **row,
-        "llm_calls_without_usage": 0,
-        "models": {model: {"provider": "anthropic", **row}},
-    }
+    return one_model_event(
+        ts=ts,
+        session=session,
+        model=model,
+        inp=inp,
+        out=10,
+        cost=cost,
+        saved=saved,
+        provider="anthropic",
+    )
 
 
 def write_log(path: Path, events: list[dict[str, Any]]) -> Path:

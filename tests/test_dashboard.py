@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from chromium import DevTools, open_offline, problems, requested
+from logs import one_model_event
 
 from agent_usage import EventLog, report
 from agent_usage._cli import main
@@ -42,30 +43,22 @@ def usage_event(
     status: str = "ok",
     without: int = 0,
 ) -> dict[str, Any]:
-    """A one-model `llm_usage` event."""
-    row = {
-        "provider": "x",
-        "input_tokens": inp,
-        "output_tokens": out,
-        "total_tokens": inp + out,
-        "cache_read_input_tokens": read,
-        "cache_creation_input_tokens": 0,
-        "reasoning_tokens": reasoning,
-        "llm_calls": 2,
-        "cost_usd": cost,
-        "cache_savings_usd": saved,
-    }
-    return {
-        "type": "llm_usage",
-        "schema": 1,
-        "timestamp": ts,
-        "session_id": session,
-        "model": model,
-        "status": status,
-        **{k: v for k, v in row.items() if k != "provider"},
-        "llm_calls_without_usage": without,
-        "models": {model: row},
-    }
+    """A one-model `llm_usage` event of two calls."""
+    return one_model_event(
+        ts=ts,
+        session=session,
+        model=model,
+        inp=inp,
+        out=out,
+        read=read,
+        reasoning=reasoning,
+        calls=2,
+        without=without,
+        cost=cost,
+        saved=saved,
+        status=status,
+        provider="x",
+    )
 
 
 def sample_events() -> list[dict[str, Any]]:

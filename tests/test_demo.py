@@ -8,19 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from logs import TOKEN_FIELDS
 
 from agent_usage import read_events
 from agent_usage._cli import main
-
-TOKEN_FIELDS = (
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "reasoning_tokens",
-    "llm_calls",
-)
 
 # Public list prices, USD per million tokens (input, cache read, cache write 5m,
 # cache write 1h, output), typed in by hand from the providers' price pages.
@@ -85,7 +76,7 @@ def test_demo_counts_the_model_inside_the_tool(demo: tuple[Path, str]) -> None:
         assert event["llm_calls"] == 3
         assert event["models"]["claude-sonnet-4-5-20250929"]["llm_calls"] == 2
         assert event["models"]["gpt-5-mini-2025-08-07"]["llm_calls"] == 1
-        for field in TOKEN_FIELDS:
+        for field in (*TOKEN_FIELDS, "llm_calls"):
             assert event[field] == sum(row[field] for row in event["models"].values()), field
 
 

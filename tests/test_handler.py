@@ -3,40 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import operator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from langgraph.graph import END, START, StateGraph
+from graphs import State, graph_of
+from langchain_core.messages import AIMessage, HumanMessage
 from logs import usage_events as events
-from typing_extensions import TypedDict
 
 from agent_usage import EventLog, UsageCallbackHandler
 from agent_usage.testing import ScriptedChatModel
 from agent_usage.testing import usage_metadata as um
 
 
-class State(TypedDict):
-    messages: Annotated[list[BaseMessage], operator.add]
-
-
 def summary(path: Path) -> list[tuple[str, int, int, int]]:
     return sorted(
         (e["status"], e["input_tokens"], e["output_tokens"], e["llm_calls"]) for e in events(path)
     )
-
-
-def graph(*nodes: Any) -> Any:
-    g = StateGraph(State)
-    prev = START
-    for i, node in enumerate(nodes):
-        g.add_node(f"n{i}", node)
-        g.add_edge(prev, f"n{i}")
-        prev = f"n{i}"
-    g.add_edge(prev, END)
-    return g.compile()
 
 
 def model(*usages: tuple[int, int]) -> ScriptedChatModel:
@@ -59,7 +42,7 @@ async def test_error_after_a_call_logs_it_with_status_error(tmp_path: Path, meth
     def explode(state: State) -> dict[str, Any]:
         raise boom
 
-    g = graph(lambda s: {"messages": [m.invoke(s["messages"])]}, explode)
+    g = graph_of(lambda s: {"messages": [m.invoke(s["messages"])]}, explode)
     with pytest.raises(ValueError) as caught:
         if method == "ainvoke":
             await g.ainvoke(INPUT, {"callbacks": [handler]})
@@ -93,7 +76,7 @@ async def test_cancelled_task_logs_cancelled(tmp_path: Path) -> None:
         await asyncio.sleep(3600)
         return {}
 
-    g = graph(lambda s: {"messages": [m.invoke(s["messages"])]}, wait_forever)
+    g = graph_of(lambda s: {"messages": [m.invoke(s["messages"])]}, wait_forever)
     task = asyncio.create_task(g.ainvoke(INPUT, {"callbacks": [handler]}))
     await asyncio.wait_for(started.wait(), timeout=10)
     task.cancel()
@@ -108,7 +91,7 @@ async def test_streamed_graph_counts_as_invoked(tmp_path: Path, mode: str) -> No
     path = tmp_path / "events.jsonl"
     handler = UsageCallbackHandler(EventLog(path))
     m = model((10, 1), (20, 2))
-    g = graph(
+    g = graph_of(
         lambda s: {"messages": [m.invoke(s["messages"])]},
         lambda s: {"messages": [m.invoke(s["messages"])]},
     )
@@ -122,7 +105,7 @@ async def test_abandoned_stream_logs_cancelled_with_what_was_spent(tmp_path: Pat
     path = tmp_path / "events.jsonl"
     handler = UsageCallbackHandler(EventLog(path))
     m = model((10, 1), (20, 2))
-    g = graph(
+    g = graph_of(
         lambda s: {"messages": [m.invoke(s["messages"])]},
         lambda s: {"messages": [m.invoke(s["messages"])]},
     )
@@ -151,7 +134,7 @@ async def test_own_callbacks_inside_a_handler_root_are_counted(tmp_path: Path) -
     async def node(state: State) -> dict[str, Any]:
         return {"messages": [await m.ainvoke(state["messages"], {"callbacks": []})]}
 
-    await graph(node).ainvoke(INPUT, {"callbacks": [handler]})
+    await graph_of(node).ainvoke(INPUT, {"callbacks": [handler]})
     assert summary(path) == [("ok", 10, 1, 1)]
 
 
@@ -178,7 +161,7 @@ def test_handler_on_a_tracked_invoke_and_inside_a_block_each_write_once(tmp_path
     paths = {name: tmp_path / f"{name}.jsonl" for name in ("handler", "wrapper", "block")}
     handler = UsageCallbackHandler(EventLog(paths["handler"]))
     m = model((10, 1), (20, 2), (30, 3))
-    g = graph(
+    g = graph_of(
         lambda s: {"messages": [m.invoke(s["messages"])]},
         lambda s: {"messages": [m.invoke(s["messages"], {"callbacks": []})]},
     )

@@ -19,6 +19,7 @@ from typing import Any
 import litellm
 import pytest
 from providers import AnthropicServer, OpenAIServer, Reply
+from providers.expect import numbers
 from providers.litellm_support import (
     LITELLM_MARKS,
     PRICES,
@@ -26,7 +27,6 @@ from providers.litellm_support import (
     call_kwargs,
     litellm_state,  # noqa: F401  (LITELLM_MARKS uses it)
     logged,
-    numbers,
     register,
     run_call,
     wait_for,

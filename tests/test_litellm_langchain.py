@@ -21,12 +21,12 @@ from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
 from langchain_litellm import ChatLiteLLM
 from providers import AnthropicServer, OpenAIServer, Reply, ToolCall
+from providers.expect import numbers
 from providers.litellm_support import (
     LITELLM_MARKS,
     PRICES,
     litellm_state,  # noqa: F401  (LITELLM_MARKS uses it)
     logged,
-    numbers,
     wait_for,
 )
 

@@ -14,7 +14,6 @@ import sys
 import tempfile
 import textwrap
 import threading
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -22,46 +21,12 @@ from typing import Any
 
 import orjson
 import pytest
+from logs import usage_event
+from waits import PollCounter, await_until, wait_until
 
 from agent_usage import EventLog, afollow, follow, read_events
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def usage_event(session: str = "s1", seq: int = 0, **extra: Any) -> dict[str, Any]:
-    """An `llm_usage` event shaped like the ones `build_event` writes."""
-    return {
-        "type": "llm_usage",
-        "schema": 1,
-        "event_id": uuid.uuid4().hex,
-        "invoke_id": str(uuid.uuid4()),
-        "timestamp": f"2026-11-22T23:14:{seq % 60:02d}.123456+00:00",
-        "session_id": session,
-        "model": "claude-sonnet-4-5",
-        "status": "ok",
-        "duration_ms": 812.5,
-        "input_tokens": 1200,
-        "output_tokens": 80,
-        "total_tokens": 1280,
-        "cache_read_input_tokens": 1000,
-        "cache_creation_input_tokens": 100,
-        "reasoning_tokens": 20,
-        "llm_calls": 1,
-        "llm_calls_without_usage": 0,
-        "cost_usd": 0.00186,
-        "models": {
-            "claude-sonnet-4-5-20250929": {
-                "provider": "anthropic",
-                "input_tokens": 1200,
-                "output_tokens": 80,
-                "total_tokens": 1280,
-                "llm_calls": 1,
-                "cost_usd": 0.00186,
-            }
-        },
-        "seq": seq,
-        **extra,
-    }
 
 
 def lines(path: Path) -> list[bytes]:
@@ -159,17 +124,23 @@ CRASH_CHILD = """
 """
 
 
+def size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+def wait_for_growth(path: Path, by: int) -> None:
+    """Return once the file is `by` bytes longer than now: its writer is mid-stream."""
+    target = size(path) + by
+    wait_until(lambda: size(path) >= target, 30, "the writer made no progress")
+
+
 def test_kill_9_mid_write_never_glues_the_next_append(tmp_path: Path) -> None:
     """After repeated kill -9 of a writer, the next append always starts on a new line."""
     path = tmp_path / "events.jsonl"
     kills = 6
     for round_ in range(kills):
         child = run_child(CRASH_CHILD, str(path))
-        start = path.stat().st_size if path.exists() else 0
-        deadline = time.monotonic() + 30
-        while (path.stat().st_size if path.exists() else 0) < start + 3_500_000:
-            assert time.monotonic() < deadline, "the writer made no progress"
-            time.sleep(0.001)
+        wait_for_growth(path, 3_500_000)  # a few events into this run
         child.send_signal(signal.SIGKILL)
         child.wait()
         with EventLog(path) as log:
@@ -274,44 +245,7 @@ def test_a_full_disk_is_logged_once_counted_and_strict_raises(tmp_path: Path) ->
     assert err.decode().count("No space left") == 1
 
 
-EACCES_CHILD = """
-    import json, logging, sys
-    from agent_usage import EventLog
-    logging.basicConfig(level=logging.WARNING)
-    log = EventLog(sys.argv[1])
-    for _ in range(3):
-        log.append({"type": "llm_usage"})
-    try:
-        EventLog(sys.argv[1], strict=True)
-        strict = "opened"
-    except PermissionError as exc:
-        strict = exc.filename
-    print(json.dumps({"dropped": log.dropped, "strict": strict}))
-"""
-
-
-def test_a_file_we_may_not_write_is_counted_and_strict_raises(unprivileged: list[str]) -> None:
-    """EACCES: the default log carries on counting drops; strict raises naming the path."""
-    tmp = tempfile.mkdtemp()
-    try:
-        os.chmod(tmp, 0o755)
-        path = os.path.join(tmp, "events.jsonl")
-        Path(path).write_bytes(b"")
-        os.chmod(path, 0o444)
-        child = run_child(
-            EACCES_CHILD, path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, prefix=unprivileged
-        )
-        out, err = child.communicate(timeout=60)
-        assert child.returncode == 0, err
-        assert orjson.loads(out) == {"dropped": 3, "strict": path}
-        assert err.decode().count("Permission denied") == 1
-    finally:
-        for name in os.listdir(tmp):
-            os.unlink(os.path.join(tmp, name))
-        os.rmdir(tmp)
-
-
-EROFS_CHILD = """
+UNWRITABLE_CHILD = """
     import errno, json, logging, sys
     from agent_usage import EventLog
     logging.basicConfig(level=logging.WARNING)
@@ -325,6 +259,32 @@ EROFS_CHILD = """
         strict = [errno.errorcode[exc.errno], exc.filename]
     print(json.dumps({"dropped": log.dropped, "strict": strict}))
 """
+
+
+def test_a_file_we_may_not_write_is_counted_and_strict_raises(unprivileged: list[str]) -> None:
+    """EACCES: the default log carries on counting drops; strict raises naming the path."""
+    tmp = tempfile.mkdtemp()
+    try:
+        os.chmod(tmp, 0o755)
+        path = os.path.join(tmp, "events.jsonl")
+        Path(path).write_bytes(b"")
+        os.chmod(path, 0o444)
+        child = run_child(
+            UNWRITABLE_CHILD,
+            path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            prefix=unprivileged,
+        )
+        out, err = child.communicate(timeout=60)
+        assert child.returncode == 0, err
+        assert orjson.loads(out) == {"dropped": 3, "strict": ["EACCES", path]}
+        assert err.decode().count("Permission denied") == 1
+    finally:
+        for name in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, name))
+        os.rmdir(tmp)
+
 
 # In a private mount namespace: a tmpfs holding an empty log, remounted read-only.
 READ_ONLY_MOUNT = (
@@ -341,7 +301,7 @@ def test_a_read_only_filesystem_is_counted_and_strict_raises(tmp_path: Path) -> 
     path = str(mnt / "events.jsonl")
     prefix = ["unshare", "-rm", "sh", "-c", READ_ONLY_MOUNT, str(mnt)]
     child = run_child(
-        EROFS_CHILD, path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, prefix=prefix
+        UNWRITABLE_CHILD, path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, prefix=prefix
     )
     out, err = child.communicate(timeout=60)
     assert child.returncode == 0, err
@@ -398,27 +358,41 @@ def test_close_while_threads_append_is_safe(tmp_path: Path) -> None:
     log = EventLog(tmp_path / "events.jsonl")
     stop = threading.Event()
     errors: list[BaseException] = []
+    appends = [0] * 4  # each thread's appends so far, written by that thread alone
 
-    def hammer() -> None:
+    def hammer(n: int) -> None:
         try:
             while not stop.is_set():
                 log.append(usage_event())
+                appends[n] += 1
         except BaseException as exc:  # pragma: no cover - the failure being tested for
             errors.append(exc)
 
-    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    def every_thread_appends_again() -> None:
+        """Wait until each thread has begun and ended one more append than it had now."""
+        marks = list(appends)
+        wait_until(
+            lambda: all(a >= m + 2 for a, m in zip(appends, marks, strict=True)),
+            message=f"the appending threads stalled: {errors}",
+        )
+
+    threads = [threading.Thread(target=hammer, args=(n,)) for n in range(4)]
     for t in threads:
         t.start()
-    time.sleep(0.05)
-    log.close()
-    # Opened right after close: it would get a freed descriptor number first.
-    other = tmp_path / "other.jsonl"
-    with open(other, "wb") as f:
-        time.sleep(0.05)
+    try:
+        every_thread_appends_again()  # all four are mid-stream when the log closes
+        log.close()
+        # Opened right after close: it would get a freed descriptor number first.
+        other = tmp_path / "other.jsonl"
+        with open(other, "wb") as f:
+            every_thread_appends_again()  # appends after the close, while `other` is open
+            stop.set()
+            for t in threads:
+                t.join(timeout=10)
+            f.flush()
+    finally:
         stop.set()
-        for t in threads:
-            t.join()
-        f.flush()
+        log.close()
     assert errors == []
     assert other.read_bytes() == b""
     assert log.dropped > 0
@@ -649,56 +623,60 @@ def collect(iterator: Iterator[dict[str, Any]], n: int, out: list[dict[str, Any]
             break
 
 
-def wait_for(cond: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
-
-
 def test_follow_yields_new_events_across_rotation_and_truncation(tmp_path: Path) -> None:
     """Like tail -F: only events appended after it started, through rotation and truncation."""
     path = tmp_path / "events.jsonl"
     log = EventLog(path, max_bytes=3000, backup_count=None)
     log.append(usage_event(seq=-1))  # before follow starts: not yielded
     out: list[dict[str, Any]] = []
-    stop = threading.Event()
+    stop = PollCounter()
+    # follow() is at the end of the log when it returns: every append after it is new.
     it = follow(path, types={"llm_usage"}, poll_interval=0.01, stop=stop)
     thread = threading.Thread(target=collect, args=(it, 40, out))
+
+    def followed(n: int) -> None:
+        wait_until(lambda: len(out) == n, message=f"{n} events not followed")
+
     thread.start()
-    time.sleep(0.1)
-    for i in range(30):  # several rotations
-        log.append(usage_event(seq=i))
-        log.append({"type": "other"})
-        if i % 7 == 0:
-            time.sleep(0.02)
-    wait_for(lambda: len(out) == 30)
-    os.truncate(path, 0)  # copytruncate-style
-    time.sleep(0.05)
-    for i in range(30, 40):
-        log.append(usage_event(seq=i))
-    thread.join(timeout=10)
-    stop.set()
-    log.close()
+    try:
+        for i in range(30):  # several rotations
+            log.append(usage_event(seq=i))
+            log.append({"type": "other"})
+            if i % 7 == 0:  # caught up at some rotations, lagging through others
+                followed(i + 1)
+        followed(30)
+        os.truncate(path, 0)  # copytruncate-style
+        # Appends that outgrew the old size before the follower looked would hide the
+        # truncation (from tail -F too): it must have looked once first.
+        stop.wait_for_polls()
+        for i in range(30, 40):
+            log.append(usage_event(seq=i))
+        thread.join(timeout=10)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        log.close()
     assert [e["seq"] for e in out] == list(range(40))
 
 
 def test_follow_waits_for_a_file_and_stops_on_request(tmp_path: Path) -> None:
     """A log created after follow starts is read from its start; setting stop ends it."""
     path = tmp_path / "late.jsonl"
-    stop = threading.Event()
+    stop = PollCounter()
     out: list[dict[str, Any]] = []
-    thread = threading.Thread(
-        target=lambda: out.extend(follow(path, poll_interval=0.01, stop=stop))
-    )
+    it = follow(path, poll_interval=0.01, stop=stop)
+    thread = threading.Thread(target=lambda: out.extend(it))
     thread.start()
-    time.sleep(0.05)
-    with EventLog(path) as log:
-        log.append(usage_event(seq=1))
-    wait_for(lambda: len(out) == 1)
-    stop.set()
-    thread.join(timeout=5)
+    try:
+        stop.wait_for_polls()  # it has looked for the file and not found it
+        with EventLog(path) as log:
+            log.append(usage_event(seq=1))
+        wait_until(lambda: len(out) == 1, message="the new file's event not followed")
+    finally:
+        stop.set()
+        thread.join(timeout=5)
     assert not thread.is_alive()
+    assert [e["seq"] for e in out] == [1]
 
 
 async def test_afollow_yields_from_start_and_stops_on_an_asyncio_event(tmp_path: Path) -> None:
@@ -716,9 +694,13 @@ async def test_afollow_yields_from_start_and_stops_on_an_asyncio_event(tmp_path:
                 stop.set()
 
     task = asyncio.create_task(consume())
-    await asyncio.sleep(0.05)
-    log.append(usage_event(seq=1))
-    log.append(usage_event(seq=2))
-    await asyncio.wait_for(task, timeout=5)
-    log.close()
+    try:
+        # The replayed event came first: the follower is at the end, the next two are new.
+        await await_until(lambda: seen == [0], message="the existing event not replayed")
+        log.append(usage_event(seq=1))
+        log.append(usage_event(seq=2))
+        await asyncio.wait_for(task, timeout=10)
+    finally:
+        task.cancel()
+        log.close()
     assert seen == [0, 1, 2]

@@ -17,17 +17,6 @@ import pytest
 from agent_usage import EventLog, report
 from agent_usage._cli import main
 
-SUMMED = (
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "cache_creation_1h_input_tokens",
-    "reasoning_tokens",
-    "llm_calls",
-)
-
 
 def model_row(
     inp: int,

@@ -7,12 +7,12 @@ expected number is the sum of what the script served.
 from __future__ import annotations
 
 import asyncio
-import operator
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import pytest
+from graphs import State, graph_of
 from langchain_core.callbacks import CallbackManager
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.output_parsers import StrOutputParser
@@ -20,7 +20,6 @@ from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langchain_core.tracers.context import _configure_hooks
 from langgraph.graph import END, START, StateGraph
 from logs import usage_events as events
-from typing_extensions import TypedDict
 
 from agent_usage import EventLog, track_usage, tracking
 from agent_usage._budget import BudgetExceeded, CallInfo
@@ -43,22 +42,6 @@ def model(n: int = 1, name: str = "scripted-model") -> ScriptedChatModel:
             AIMessage(content=f"reply {i}", usage_metadata=um(10 * i, i)) for i in range(1, n + 1)
         ],
     )
-
-
-class State(TypedDict):
-    messages: Annotated[list[BaseMessage], operator.add]
-
-
-def graph_of(*nodes: Any) -> Any:
-    """A chain of nodes, each `state -> {"messages": [...]}`."""
-    g = StateGraph(State)
-    prev = START
-    for i, node in enumerate(nodes):
-        g.add_node(f"n{i}", node)
-        g.add_edge(prev, f"n{i}")
-        prev = f"n{i}"
-    g.add_edge(prev, END)
-    return g.compile()
 
 
 INPUT = {"messages": [HumanMessage("go")]}

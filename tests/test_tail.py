@@ -13,35 +13,12 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from logs import usage_event
 
 from agent_usage import EventLog
 from agent_usage._cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def usage_event(**overrides: Any) -> dict[str, Any]:
-    """An `llm_usage` event shaped like the ones `build_event` writes."""
-    return {
-        "type": "llm_usage",
-        "schema": 1,
-        "event_id": "e1",
-        "invoke_id": "i1",
-        "timestamp": "2026-11-22T23:14:09.123456+00:00",
-        "session_id": "s1",
-        "model": "claude-sonnet-4-5",
-        "status": "ok",
-        "input_tokens": 1200,
-        "output_tokens": 80,
-        "total_tokens": 1280,
-        "cache_read_input_tokens": 1000,
-        "cache_creation_input_tokens": 100,
-        "reasoning_tokens": 20,
-        "llm_calls": 1,
-        "llm_calls_without_usage": 0,
-        "cost_usd": 0.00186,
-        **overrides,
-    }
 
 
 class Tail:
@@ -109,16 +86,16 @@ def test_tail_prints_new_usage_events_and_exits_cleanly_on_ctrl_c(
     """Only llm_usage events appended after start are printed; Ctrl-C exits without a traceback."""
     path = tmp_path / "events.jsonl"
     with EventLog(path) as log:
-        log.append(usage_event(session_id="before"))
+        log.append(usage_event("before"))
         tail = start_tail(path)
         log.append({"type": "tool_call", "name": "search"})
-        log.append(usage_event(session_id="s1"))
-        log.append(usage_event(session_id="s2", cost_usd=1.5, status="error"))
+        log.append(usage_event("s1"))
+        log.append(usage_event("s2", cost_usd=1.5, status="error"))
         lines = tail.read(2)
     err = tail.interrupt()
     assert "Traceback" not in err
     assert lines[0].split() == [
-        "2026-11-22", "23:14:09", "s1", "claude-sonnet-4-5",
+        "2026-11-22", "23:14:00", "s1", "claude-sonnet-4-5",
         "1,200", "in", "80", "out", "cache", "83%", "$0.001860",
     ]  # fmt: skip
     assert lines[1].endswith("$1.5000  [error]")
@@ -179,7 +156,7 @@ def test_tail_waits_for_a_missing_file_like_tail_f(
     path = tmp_path / "later.jsonl"
     tail = start_tail(path)
     with EventLog(path) as log:
-        log.append(usage_event(session_id="first"))
+        log.append(usage_event("first"))
     (line,) = tail.read(1)
     assert "first" in line
     assert "Traceback" not in tail.interrupt()

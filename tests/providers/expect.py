@@ -18,6 +18,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import tool
 from langgraph.graph import START, StateGraph
 from langgraph.graph.message import add_messages
+from logs import TOKEN_FIELDS
 from logs import usage_events as events
 from typing_extensions import TypedDict
 
@@ -35,15 +36,6 @@ __all__ = [
     "only_event",
 ]
 
-TOKEN_KEYS = (
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "reasoning_tokens",
-)
-
 
 def only_event(path: Path) -> dict[str, Any]:
     """The single `llm_usage` event in the log."""
@@ -54,7 +46,7 @@ def only_event(path: Path) -> dict[str, Any]:
 
 def numbers(event: Mapping[str, Any]) -> dict[str, Any]:
     """The event's token fields, with the 1h part only when it was reported."""
-    keys = (*TOKEN_KEYS, "cache_creation_1h_input_tokens")
+    keys = (*TOKEN_FIELDS, "cache_creation_1h_input_tokens")
     return {k: event[k] for k in keys if k in event}
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import litellm
 import pytest
 from litellm.integrations.custom_logger import CustomLogger
+from waits import TIMEOUT_S, await_until, wait_until
 
 from agent_usage import read_events
 from agent_usage.integrations.litellm import UsageLogger
@@ -45,16 +45,7 @@ PRICES = {
         "cache_write_1h": 6.0,
     },
 }
-TOKEN_KEYS = (
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "reasoning_tokens",
-    "cache_creation_1h_input_tokens",
-)
-WAIT_S = 10.0
+WAIT_S = TIMEOUT_S
 
 
 def close_leaked_loop() -> None:
@@ -111,22 +102,12 @@ def logged(path: Path) -> list[dict[str, Any]]:
 
 def wait_for(check: Callable[[], bool], timeout: float = WAIT_S) -> None:
     """Poll until `check()` holds (LiteLLM calls back after the call returned)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out waiting for LiteLLM's callback"
-        time.sleep(0.01)
+    wait_until(check, timeout, "timed out waiting for LiteLLM's callback")
 
 
 async def await_for(check: Callable[[], bool], timeout: float = WAIT_S) -> None:
     """`wait_for` for async tests: the callback runs on this loop, so yield to it."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out waiting for LiteLLM's callback"
-        await asyncio.sleep(0.01)
-
-
-def numbers(event: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: event[k] for k in TOKEN_KEYS if k in event}
+    await await_until(check, timeout, "timed out waiting for LiteLLM's callback")
 
 
 def run_call(
