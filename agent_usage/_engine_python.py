@@ -69,12 +69,13 @@ WITHOUT = "llm_calls_without_usage"  # events only: calls name no model
 _NULLABLE = frozenset((*COUNT_FIELDS, WITHOUT))
 
 
-# gc=False: these records hold no references back to anything, and millions of them
-# pass through a report; leaving them out of the cycle collector saves its passes.
-class ModelShare(msgspec.Struct, gc=False):
-    """One model's share of an event (`event["models"][name]`), as the rule reads it."""
+# gc=False (inherited by both records): these records hold no references back to
+# anything, and millions of them pass through a report; leaving them out of the
+# cycle collector saves its passes.
+class _Summed(msgspec.Struct, gc=False):
+    """The fields a report sums, shared by an event and each model's share of it."""
 
-    input_tokens: Count = 0
+    input_tokens: Count = 0  # COUNT_FIELDS, in order
     output_tokens: Count = 0
     total_tokens: Count = 0
     cache_read_input_tokens: Count = 0
@@ -86,11 +87,16 @@ class ModelShare(msgspec.Struct, gc=False):
     cache_savings_usd: Savings | None = None
 
 
-class UsageEvent(msgspec.Struct, gc=False):
+class ModelShare(_Summed):
+    """One model's share of an event (`event["models"][name]`), as the rule reads it."""
+
+
+class UsageEvent(_Summed):
     """The fields of an event that reports read, typed: decoding one checks the rule.
 
-    `type` is checked by the caller (other event types are not malformed, only not
-    ours). A timestamp without an offset is UTC (see `to_utc`).
+    Besides the summed fields: `type` is checked by the caller (other event types
+    are not malformed, only not ours). A timestamp without an offset is UTC (see
+    `to_utc`).
     """
 
     type: Any = None
@@ -101,17 +107,7 @@ class UsageEvent(msgspec.Struct, gc=False):
     status: str | None = None
     # Set on a nested tracked invoke's event, whose calls the outer event already holds.
     parent_invoke_id: str | None = None
-    input_tokens: Count = 0
-    output_tokens: Count = 0
-    total_tokens: Count = 0
-    cache_read_input_tokens: Count = 0
-    cache_creation_input_tokens: Count = 0
-    cache_creation_1h_input_tokens: Count = 0
-    reasoning_tokens: Count = 0
-    llm_calls: Count = 0
     llm_calls_without_usage: Count = 0
-    cost_usd: Usd | None = None
-    cache_savings_usd: Savings | None = None
     models: dict[str, ModelShare] | None = None
 
 

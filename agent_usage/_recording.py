@@ -115,9 +115,16 @@ class Recording(BaseCallbackHandler):
     def _run_ended(self, run_id: UUID, error: BaseException | None) -> None:
         """Hook for subclasses that follow runs: called after a model run's end."""
 
-    def _model_start(
-        self, run_id: UUID, parent_run_id: UUID | None, metadata: Any, tags: Any
+    def _model_started(
+        self,
+        *_payload: Any,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **_kwargs: Any,
     ) -> None:
+        """A chat model's or a text LLM's start: the same keywords, the prompt not read."""
         try:
             scopes = self._scopes_at_start(run_id, parent_run_id, metadata, tags)
             claimed = [s for s in scopes if not s.closed and run_id not in s.claimed]
@@ -138,31 +145,7 @@ class Recording(BaseCallbackHandler):
         except Exception as exc:
             internal_failures.failed("recording a model call's start", exc)
 
-    def on_chat_model_start(
-        self,
-        serialized: dict[str, Any],
-        messages: list[list[Any]],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._model_start(run_id, parent_run_id, metadata, tags)
-
-    def on_llm_start(
-        self,
-        serialized: dict[str, Any],
-        prompts: list[str],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._model_start(run_id, parent_run_id, metadata, tags)
+    on_chat_model_start = on_llm_start = _model_started
 
     def on_llm_new_token(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ._event import _sum_money
 from ._pricing import Pricer, PricesArg
 from ._rates import money
 from ._usage import Usage
@@ -80,15 +81,6 @@ def _price_row(
     except Exception as exc:
         pricer._failed(name, exc)
         return None, None
-
-
-def _sum_money(values: list[float | None]) -> float | None:
-    total = 0.0
-    for v in values:
-        if v is None:
-            return None
-        total += v
-    return total
 
 
 def _row_int(row: Mapping[str, Any], key: str) -> int | None:

@@ -133,11 +133,13 @@ def push(scopes: tuple[Scope, ...]) -> tuple[_Frame, Token[Recording | None]]:
 class Invoke:
     """One call of a tracked runnable: its scope, entered around the work.
 
-    Inside a `tracking()` block this invoke is also one of the block's roots: the
-    block gets a scope of its own for it, ended with it.
+    ``with call:`` makes the invoke's scopes the active ones for the block (a
+    stream enters once per chunk it computes); `end` writes the event. Inside a
+    `tracking()` block this invoke is also one of the block's roots: the block
+    gets a scope of its own for it, ended with it.
     """
 
-    __slots__ = ("block_scope", "frame", "scope")
+    __slots__ = ("block_scope", "frame", "scope", "token")
 
     def __init__(self, tracker: Tracker, config: Mapping[str, Any]) -> None:
         current = _current.get()
@@ -163,9 +165,13 @@ class Invoke:
         )
         self.frame = _Frame((*outer, self.scope), current)
 
-    def activate(self) -> Token[Recording | None]:
+    def __enter__(self) -> None:
         """Make this invoke's scopes the active ones in the current context."""
-        return _current.set(self.frame)
+        self.token: Token[Recording | None] = _current.set(self.frame)
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Give the context back its scopes of before (an exception goes on)."""
+        _current.reset(self.token)
 
     def end(self, exc: BaseException | None) -> None:
         """Write the event(s); a strict log's error is raised only when `exc` is None."""

@@ -103,11 +103,29 @@ class RootTracker(Recording):
         except Exception as exc:  # a strict log: a callback cannot hand it to the caller
             self.tracker.failures.failed("writing the llm_usage event", exc)
 
-    def _start(self, run_id: UUID, parent_run_id: UUID | None, metadata: Any, tags: Any) -> None:
+    # A chain's, a tool's and a retriever's callbacks carry the same keywords; only
+    # the positional payload (serialized, inputs / input_str / query; the output)
+    # differs, and a root tracker reads none of it: one method serves each event.
+
+    def _run_started(
+        self,
+        *_payload: Any,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **_kwargs: Any,
+    ) -> None:
         try:
             self._scopes_at_start(run_id, parent_run_id, metadata, tags)
         except Exception as exc:
             internal_failures.failed("following a run's start", exc)
+
+    def _run_succeeded(self, *_output: Any, run_id: UUID, **_kwargs: Any) -> None:
+        self._end(run_id, None)
+
+    def _run_failed(self, error: BaseException, *, run_id: UUID, **_kwargs: Any) -> None:
+        self._end(run_id, error)
 
     def _end(self, run_id: UUID, error: BaseException | None) -> None:
         try:
@@ -115,62 +133,9 @@ class RootTracker(Recording):
         except Exception as exc:
             internal_failures.failed("following a run's end", exc)
 
-    def on_chain_start(
-        self,
-        serialized: dict[str, Any],
-        inputs: dict[str, Any],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._start(run_id, parent_run_id, metadata, tags)
-
-    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end(run_id, None)
-
-    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end(run_id, error)
-
-    def on_tool_start(
-        self,
-        serialized: dict[str, Any],
-        input_str: str,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._start(run_id, parent_run_id, metadata, tags)
-
-    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end(run_id, None)
-
-    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end(run_id, error)
-
-    def on_retriever_start(
-        self,
-        serialized: dict[str, Any],
-        query: str,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._start(run_id, parent_run_id, metadata, tags)
-
-    def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end(run_id, None)
-
-    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end(run_id, error)
+    on_chain_start = on_tool_start = on_retriever_start = _run_started
+    on_chain_end = on_tool_end = on_retriever_end = _run_succeeded
+    on_chain_error = on_tool_error = on_retriever_error = _run_failed
 
 
 class Tracking:

@@ -20,7 +20,7 @@ from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.utils.uuid import uuid7
 
 from ._pricing import PricesArg
-from ._scope import Invoke, _current, register_hook, warn_untracked
+from ._scope import Invoke, register_hook, warn_untracked
 from ._tracker import EventSink, Exporter, SessionArg, Tracker
 
 __all__ = ["TrackedRunnable", "track_usage"]
@@ -109,14 +109,12 @@ class TrackedRunnable(RunnableBinding[Any, Any]):
         """Run the agent's `invoke` in a tracked scope."""
         config = self._merge_configs(config)
         call = Invoke(self._tracker, config)
-        token = call.activate()
         try:
-            result = self.bound.invoke(input, config, **{**self.kwargs, **kwargs})
+            with call:
+                result = self.bound.invoke(input, config, **{**self.kwargs, **kwargs})
         except BaseException as exc:
-            _current.reset(token)
             call.end(exc)
             raise
-        _current.reset(token)
         call.end(None)
         return result
 
@@ -124,14 +122,12 @@ class TrackedRunnable(RunnableBinding[Any, Any]):
         """Run the agent's `ainvoke` in a tracked scope."""
         config = self._merge_configs(config)
         call = Invoke(self._tracker, config)
-        token = call.activate()
         try:
-            result = await self.bound.ainvoke(input, config, **{**self.kwargs, **kwargs})
+            with call:
+                result = await self.bound.ainvoke(input, config, **{**self.kwargs, **kwargs})
         except BaseException as exc:
-            _current.reset(token)
             call.end(exc)
             raise
-        _current.reset(token)
         call.end(None)
         return result
 
@@ -146,19 +142,13 @@ class TrackedRunnable(RunnableBinding[Any, Any]):
         failure: BaseException | None = GeneratorExit()  # closed before the end: cancelled
         inner: Iterator[Any] | None = None
         try:
-            token = call.activate()
-            try:
+            with call:
                 inner = iter(self.bound.stream(input, config, **{**self.kwargs, **kwargs}))
                 chunk = next(inner, _END)
-            finally:
-                _current.reset(token)
             while chunk is not _END:
                 yield chunk
-                token = call.activate()
-                try:
+                with call:
                     chunk = next(inner, _END)
-                finally:
-                    _current.reset(token)
             failure = None
         except BaseException as exc:
             failure = exc
@@ -166,11 +156,8 @@ class TrackedRunnable(RunnableBinding[Any, Any]):
         finally:
             close = getattr(inner, "close", None)
             if close is not None and failure is not None:
-                token = call.activate()
-                try:
+                with call:
                     close()
-                finally:
-                    _current.reset(token)
             call.end(failure)
 
     async def astream(
@@ -182,19 +169,13 @@ class TrackedRunnable(RunnableBinding[Any, Any]):
         failure: BaseException | None = GeneratorExit()  # closed before the end: cancelled
         inner: AsyncIterator[Any] | None = None
         try:
-            token = call.activate()
-            try:
+            with call:
                 inner = aiter(self.bound.astream(input, config, **{**self.kwargs, **kwargs}))
                 chunk = await anext(inner, _END)
-            finally:
-                _current.reset(token)
             while chunk is not _END:
                 yield chunk
-                token = call.activate()
-                try:
+                with call:
                     chunk = await anext(inner, _END)
-                finally:
-                    _current.reset(token)
             failure = None
         except BaseException as exc:
             failure = exc
@@ -202,11 +183,8 @@ class TrackedRunnable(RunnableBinding[Any, Any]):
         finally:
             aclose = getattr(inner, "aclose", None)
             if aclose is not None and failure is not None:
-                token = call.activate()
-                try:
+                with call:
                     await aclose()
-                finally:
-                    _current.reset(token)
             call.end(failure)
 
     # Runnable's defaults, which run through the tracked methods above (the

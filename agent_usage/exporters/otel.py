@@ -57,13 +57,11 @@ from ._otel_names import (
     INVOKE_AGENT,
     INVOKE_DURATION,
     INVOKE_ID,
-    INVOKES,
     OUTPUT,
     SCOPE,
     SPAN_KIND,
     STATUS,
     TOKEN_BUCKETS,
-    TOKEN_DETAIL,
     Instrument,
     model_attributes,
     models_of,
@@ -91,6 +89,25 @@ if TYPE_CHECKING:
     from ._otlp import Pipeline
 
 __all__ = ["INSTRUMENTS", "Instrument", "OTelExporter", "provider_name"]
+
+# The semconv's advice (token usage) or ours (cost, duration) per histogram.
+_BUCKETS: Mapping[str, tuple[float, ...]] = {
+    GEN_AI_CLIENT_TOKEN_USAGE: TOKEN_BUCKETS,
+    GEN_AI_USAGE_COST: COST_BUCKETS,
+    INVOKE_DURATION: DURATION_BUCKETS,
+}
+
+
+def _create(meter: Any, spec: Instrument) -> Any:
+    """The SDK instrument for one row of `INSTRUMENTS`: its name, unit and description."""
+    if spec.kind == "counter":
+        return meter.create_counter(spec.name, unit=spec.unit, description=spec.description)
+    return meter.create_histogram(
+        spec.name,
+        unit=spec.unit,
+        description=spec.description,
+        explicit_bucket_boundaries_advisory=_BUCKETS[spec.name],
+    )
 
 
 class OTelExporter:
@@ -136,29 +153,8 @@ class OTelExporter:
         self._meter_provider = meter_provider or metrics.get_meter_provider()
         self._tracer_provider = (tracer_provider or trace.get_tracer_provider()) if spans else None
         meter = self._meter_provider.get_meter(SCOPE, __version__)
-        self._tokens = meter.create_histogram(
-            GEN_AI_CLIENT_TOKEN_USAGE,
-            unit="{token}",
-            description=INSTRUMENTS[0].description,
-            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
-        )
-        self._details = meter.create_counter(
-            TOKEN_DETAIL, unit="{token}", description=INSTRUMENTS[1].description
-        )
-        self._cost = meter.create_histogram(
-            GEN_AI_USAGE_COST,
-            unit="USD",
-            description=INSTRUMENTS[2].description,
-            explicit_bucket_boundaries_advisory=COST_BUCKETS,
-        )
-        self._invokes = meter.create_counter(
-            INVOKES, unit="{invoke}", description=INSTRUMENTS[3].description
-        )
-        self._duration = meter.create_histogram(
-            INVOKE_DURATION,
-            unit="s",
-            description=INSTRUMENTS[4].description,
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        self._tokens, self._details, self._cost, self._invokes, self._duration = (
+            _create(meter, spec) for spec in INSTRUMENTS
         )
         self._tracer = (
             self._tracer_provider.get_tracer(SCOPE, __version__)
