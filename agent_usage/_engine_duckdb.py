@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._engine_python import COUNT_FIELDS, MAX_COUNT, MAX_USD
+from ._match import MAX_LINE
 
 if TYPE_CHECKING:
     from ._report import Aggregate, EventSource
@@ -119,8 +120,9 @@ def _events_sql(files: Sequence[str]) -> str:
         " true)))",
     ]
     file_list = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-    # maximum_object_size: DuckDB reserves buffers of that size per thread; a line past
-    # 16 MiB (no real event is) is skipped here, read by the Python engine.
+    # maximum_object_size: DuckDB reserves buffers of that size per thread. It is not a
+    # limit: DuckDB 1.x reads longer lines too, so this engine counts a valid event on
+    # a line over MAX_LINE, which every other reader skips (see docs/scale.md).
     return f"""
         SELECT *, COALESCE({" AND ".join(valid)}, false) AS ok
         FROM (
@@ -129,7 +131,7 @@ def _events_sql(files: Sequence[str]) -> str:
                 TRY_CAST(models AS {_SHARE_TYPE}) AS m
             FROM read_ndjson([{file_list}], columns={{type: 'VARCHAR', {columns}, models: 'JSON'}},
                              format='newline_delimited', ignore_errors=true,
-                             maximum_object_size=16777216)
+                             maximum_object_size={MAX_LINE})
             -- A nested invoke's event: its calls are already in the outer event.
             WHERE type = 'llm_usage'
                 AND NOT COALESCE(starts_with(parent_invoke_id::VARCHAR, '"'), false)

@@ -34,7 +34,8 @@ from typing import Annotated, Any
 import msgspec
 import orjson
 
-from ._log import _rotated_files
+from ._logfiles import rotated_files
+from ._match import MAX_LINE
 
 __all__ = [
     "MAX_COUNT",
@@ -187,7 +188,7 @@ def expand_paths(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
         for match in matches:
             if os.path.isdir(match):
                 raise IsADirectoryError(errno.EISDIR, "event log path is a directory", match)
-            group = _rotated_files(match) if os.path.isdir(os.path.dirname(match) or ".") else []
+            group = rotated_files(match) if os.path.isdir(os.path.dirname(match) or ".") else []
             if os.path.exists(match):
                 group.append(match)
             if not group:
@@ -237,7 +238,9 @@ class LogFiles:
 
         `readlines(hint)` splits in C and is several times faster than `bytes.split`
         here. A file's last line may lack its newline: a whole event or a torn one,
-        the decoder tells which.
+        the decoder tells which. A line longer than `MAX_LINE` is skipped and counted,
+        as every reader does; this reader holds it whole meanwhile (memory peaks at the
+        longest line), where `read_events` and the followers never do.
         """
         for name in self.files:
             try:
@@ -246,7 +249,12 @@ class LogFiles:
                 continue
             with f:
                 while lines := f.readlines(_CHUNK):
-                    self.bytes_read += sum(map(len, lines))
+                    size = sum(map(len, lines))
+                    self.bytes_read += size
+                    if size > MAX_LINE:  # only then can a line be over the limit
+                        kept = [line for line in lines if len(line) <= MAX_LINE]
+                        self.skipped += len(lines) - len(kept)
+                        lines = kept
                     if self.on_chunk is not None:
                         self.on_chunk()
                     yield lines

@@ -32,7 +32,7 @@ from datetime import date, datetime, timezone
 from operator import itemgetter
 from typing import Any
 
-from ._log import _rotated_files
+from ._logfiles import rotated_files
 from ._match import _Matcher, _parse_time
 from ._read import _Follower
 
@@ -315,7 +315,7 @@ class Ledger:
         follower = _Follower(self.path, {"llm_usage"}, None, True)
         live = follower._ident if follower._file is not None else None
         matcher = _Matcher({"llm_usage"}, None)
-        for name in _rotated_files(self.path):
+        for name in rotated_files(self.path):
             with contextlib.suppress(FileNotFoundError), open(name, "rb", buffering=0) as f:
                 st = os.fstat(f.fileno())
                 if live is not None and (st.st_dev, st.st_ino) == live:

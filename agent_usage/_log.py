@@ -39,13 +39,10 @@ from ._logfiles import (
     ends_torn,
     not_regular,
     open_regular,
-    rotated_files,
 )
 from ._rotating import _Rotating
 
 __all__ = ["EventLog"]
-
-_rotated_files = rotated_files  # the name other modules of the package import
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,11 @@ from typing import Any
 
 import orjson
 
-# Longer lines are skipped (and counted) as they are read, never held whole: an event
-# is a few KB, and memory must stay bounded whatever the file holds.
-_MAX_LINE = 64 << 20
+# The longest line (newline included) a reader of ours accepts: read_events, the
+# followers, the budget ledger and the Python report engine skip and count longer ones,
+# so they agree on what a log holds. An event is a few KB; here a longer line is dropped
+# as it is read, never held whole.
+MAX_LINE = 16 << 20
 
 
 def _parse_time(value: object) -> datetime | None:
@@ -70,7 +72,7 @@ class _Matcher:
         """The lines worth parsing that `chunk` completes; its unterminated end is kept.
 
         A line spread over many chunks is kept as a list of pieces and joined once,
-        so reading is linear in the input; one longer than `_MAX_LINE` is dropped as
+        so reading is linear in the input; one longer than `MAX_LINE` is dropped as
         it grows and counted in `skipped`, so memory stays bounded too.
         """
         cut = chunk.rfind(b"\n")
@@ -78,14 +80,14 @@ class _Matcher:
             if not self._skipping:
                 self._parts.append(chunk)
                 self._pending += len(chunk)
-                if self._pending > _MAX_LINE:
+                if self._pending > MAX_LINE:
                     self._drop_long_line()
             return []
         lines = []
         start = 0
         if self._skipping or self._parts:
             start = chunk.find(b"\n") + 1  # the end of the line begun in earlier chunks
-            if self._parts and self._pending + start <= _MAX_LINE:
+            if self._parts and self._pending + start <= MAX_LINE:
                 self._parts.append(chunk[: start - 1])
                 line = b"".join(self._parts)
                 if self._may_match(line):

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ._logfiles import not_regular, open_regular, rotated_files
-from ._match import _Matcher, _parse_time  # noqa: F401  (the budget ledger imports both from here)
+from ._match import _Matcher
 
 __all__ = ["EventReader", "afollow", "follow", "read_events"]
 
@@ -63,7 +63,7 @@ class EventReader(_Matcher):
 
     Attributes:
         skipped: bad lines skipped so far: blank, non-JSON, not an object, torn, or
-            longer than 64 MiB. With `types`, lines that certainly hold another type
+            longer than 16 MiB. With `types`, lines that certainly hold another type
             are not looked at, so this counts the bad lines among those that could
             have matched.
         bytes_read: bytes consumed so far, for progress display.

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import tracemalloc
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from test_scale_rules import MALFORMED, good
 
-from agent_usage import EventLog, report
+from agent_usage import EventLog, follow, read_events, report
+from agent_usage._match import MAX_LINE
 from agent_usage._report import GROUP_KEYS, Aggregate, EventSource
 
 pytest.importorskip("duckdb")
@@ -167,3 +170,41 @@ def test_memory_is_flat_with_several_rotated_files(tmp_path: Path) -> None:
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
     assert peaks[1] < peaks[0] * 1.3 + 100_000
+
+
+def padded_line(session: str, length: int) -> bytes:
+    """A valid event's line (newline included) padded in its metadata to `length` bytes."""
+    event = good(session=session)
+    event["metadata"] = {"pad": ""}
+    short = orjson.dumps(event) + b"\n"
+    event["metadata"]["pad"] = "x" * (length - len(short))
+    line = orjson.dumps(event) + b"\n"
+    assert len(line) == length
+    return line
+
+
+@pytest.mark.parametrize("extra", [0, 1], ids=["at-the-limit", "one-byte-over"])
+def test_every_reader_draws_the_line_at_the_same_length(tmp_path: Path, extra: int) -> None:
+    """A line of MAX_LINE bytes counts in every reader; one byte more only in DuckDB's engine."""
+    path = tmp_path / "events.jsonl"
+    small = orjson.dumps(good(session="small")) + b"\n"
+    path.write_bytes(small + padded_line("big", MAX_LINE + extra) + small)
+    counted = extra == 0
+
+    reader = read_events(path, types={"llm_usage"})
+    assert [e["session_id"] for e in reader] == ["small", "big", "small"][:: 1 if counted else 2]
+    assert reader.skipped == (0 if counted else 1)
+
+    stop = threading.Event()
+    followed = []
+    for e in follow(path, types={"llm_usage"}, from_start=True, stop=stop, poll_interval=0.01):
+        followed.append(e["session_id"])
+        if followed.count("small") == 2:
+            break
+    assert followed == (["small", "big", "small"] if counted else ["small", "small"])
+
+    rows = {r["session_id"]: r["events"] for r in report(path, engine="python")}
+    assert rows == ({"small": 2, "big": 1} if counted else {"small": 2})
+    # DuckDB cannot be told to skip it (maximum_object_size is no limit): a known difference.
+    rows = {r["session_id"]: r["events"] for r in report(path, engine="duckdb")}
+    assert rows == {"small": 2, "big": 1}
