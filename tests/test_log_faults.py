@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 import pytest
+from waits import PollCounter, wait_until
 
 from agent_usage import EventLog, follow, read_events
 
@@ -63,14 +64,16 @@ def test_a_lagging_follower_misses_nothing_across_hundreds_of_rotations(tmp_path
     path = tmp_path / "events.jsonl"
     procs, per_proc = 4, 1500
     EventLog(path).close()
-    stop = threading.Event()
+    stop = PollCounter()
     seen: list[tuple[str, int]] = []
 
     def consume() -> None:
         for event in follow(path, types={"llm_usage"}, poll_interval=0.01, stop=stop):
             seen.append((event["proc"], event["seq"]))
             if len(seen) % 50 == 0:
-                time.sleep(0.005)  # slow: the writers rotate many times meanwhile
+                # Deliberate pacing, not a wait: a slow reader, so the writers rotate
+                # many times between its reads.
+                time.sleep(0.005)
 
     thread = threading.Thread(target=consume)
     thread.start()
@@ -80,10 +83,20 @@ def test_a_lagging_follower_misses_nothing_across_hundreds_of_rotations(tmp_path
         ]
         assert [c.wait(timeout=120) for c in children] == [0] * procs
         rotations = len(list(tmp_path.glob("events.*.jsonl")))
-        deadline = time.monotonic() + 60
-        while len(seen) < procs * per_proc and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.2)  # a duplicate would show up now
+        wait_until(
+            lambda: len(seen) >= procs * per_proc,
+            timeout=60,
+            message="the follower never read every event",
+        )
+
+        def a_whole_poll_adds_nothing() -> bool:
+            before = len(seen)
+            stop.wait_for_polls()
+            return len(seen) == before
+
+        # The writers have exited: once a poll begun after that finds nothing, the
+        # follower is at the end of the log, and any event read twice is in `seen`.
+        wait_until(a_whole_poll_adds_nothing, message="the follower kept reading")
     finally:
         stop.set()
         thread.join(timeout=10)
