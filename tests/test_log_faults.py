@@ -21,7 +21,7 @@ import orjson
 import pytest
 from waits import PollCounter, wait_until
 
-from agent_usage import EventLog, follow, read_events
+from agent_usage import EventLog, _log, follow, read_events
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -193,8 +193,34 @@ def test_kill_9_of_one_writer_never_costs_another_an_event(tmp_path: Path) -> No
 # ---------------------------------------------------------------------------- item 3
 
 
+class CheckClock:
+    """The clock EventLog reads to decide when to compare its path with the open file.
+
+    It compares them at most every `_CHECK_INTERVAL_S` (0.1 s); a test moves this clock
+    past that instead of sleeping through it, so the next append checks, at once.
+    """
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def pass_check_interval(self) -> None:
+        self.now += _log._CHECK_INTERVAL_S
+
+
+@pytest.fixture
+def check_clock(monkeypatch: pytest.MonkeyPatch) -> CheckClock:
+    clock = CheckClock()
+    monkeypatch.setattr(_log, "_monotonic", clock)
+    return clock
+
+
 @pytest.mark.parametrize("how", ["deleted", "replaced", "renamed"])
-def test_a_log_deleted_or_replaced_under_a_writer_is_reopened(tmp_path: Path, how: str) -> None:
+def test_a_log_deleted_or_replaced_under_a_writer_is_reopened(
+    tmp_path: Path, how: str, check_clock: CheckClock
+) -> None:
     """Like WatchedFileHandler: the path is reopened; nothing is lost to an unlinked file."""
     path = tmp_path / "events.jsonl"
     log = EventLog(path)
@@ -209,7 +235,7 @@ def test_a_log_deleted_or_replaced_under_a_writer_is_reopened(tmp_path: Path, ho
         path.rename(tmp_path / "events.old")
     for i in range(10, 2010):
         log.append({"type": "x", "seq": i})
-    time.sleep(0.15)
+    check_clock.pass_check_interval()
     log.append({"type": "x", "seq": 2010})  # noticed now, before close
     assert path.exists()
     log.close()
@@ -222,18 +248,20 @@ def test_a_log_deleted_or_replaced_under_a_writer_is_reopened(tmp_path: Path, ho
 
 
 @pytest.mark.parametrize("strict", [False, True], ids=["default", "strict"])
-def test_a_deleted_directory_makes_appends_fail_counted(tmp_path: Path, strict: bool) -> None:
+def test_a_deleted_directory_makes_appends_fail_counted(
+    tmp_path: Path, strict: bool, check_clock: CheckClock
+) -> None:
     """Events written after the log's directory is removed count as dropped, or raise."""
     directory = tmp_path / "logs"
     directory.mkdir()
     log = EventLog(directory / "events.jsonl", strict=strict)
     log.append({"type": "x"})
-    time.sleep(0.15)
+    check_clock.pass_check_interval()
     log.append({"type": "x"})  # checked now: the path is fine
     shutil.rmtree(directory)
     for _ in range(49):
         log.append({"type": "x"})
-    time.sleep(0.15)
+    check_clock.pass_check_interval()
     if strict:
         with pytest.raises(FileNotFoundError):
             log.append({"type": "x"})
@@ -326,7 +354,7 @@ def test_a_held_rotation_lock_never_blocks_append(tmp_path: Path) -> None:
 
 FIFO_CHILD = """
     import json, sys
-    from agent_usage import EventLog, follow, read_events
+    from agent_usage import EventLog, _log, follow, read_events
     out = {}
     for name, call in [
         ("EventLog", lambda: EventLog(sys.argv[1])),
