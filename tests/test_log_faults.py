@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 import pytest
-from waits import PollCounter, wait_until
+from waits import TIMEOUT_S, PollCounter, wait_until
 
 from agent_usage import EventLog, _log, follow, read_events
 
@@ -154,6 +154,7 @@ CRASHER = """
             log = EventLog(path)
             while True:
                 log.append({"type": "big", "kill": k, "pad": "y" * 65536})
+        # Deliberate jitter, not a wait: the kill lands at a random point of a write.
         time.sleep(rng.uniform(0.001, 0.004))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -276,34 +277,45 @@ def test_a_deleted_directory_makes_appends_fail_counted(
 # ---------------------------------------------------------------------------- item 4
 
 
+def close_mid_stream(path: Path) -> tuple[int, int]:
+    """Close a log while 4 threads append to it: (appends attempted, dropped)."""
+    log = EventLog(path)
+    counts = [0] * 4  # each thread's appends so far, written by that thread alone
+    closed, stop = threading.Event(), threading.Event()
+    # Set by each thread once it has ended an append begun before / after the close.
+    before = [threading.Event() for _ in range(4)]
+    after = [threading.Event() for _ in range(4)]
+
+    def hammer(t: int) -> None:
+        while not stop.is_set():
+            late = closed.is_set()
+            log.append({"type": "x"})
+            counts[t] += 1
+            (after if late else before)[t].set()
+
+    threads = [threading.Thread(target=hammer, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        # All four are mid-stream when the log closes, and go on appending after it.
+        assert all(e.wait(TIMEOUT_S) for e in before), "the appending threads stalled"
+        log.close()
+        closed.set()
+        assert all(e.wait(TIMEOUT_S) for e in after), "the appending threads stalled"
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads)
+    return sum(counts), log.dropped
+
+
 def test_close_racing_appends_never_loses_an_event_silently(tmp_path: Path) -> None:
     """Every append is either on disk or counted in `dropped`, across 200 closes mid-stream."""
     path = tmp_path / "events.jsonl"
-    attempted = 0
-    dropped = 0
-    for _ in range(200):
-        log = EventLog(path)
-        counts = [0] * 4
-        go = threading.Event()
-
-        def hammer(
-            t: int, log: EventLog = log, counts: list[int] = counts, go: threading.Event = go
-        ) -> None:
-            go.wait()
-            for _ in range(300):
-                log.append({"type": "x"})
-                counts[t] += 1
-
-        threads = [threading.Thread(target=hammer, args=(t,)) for t in range(4)]
-        for t in threads:
-            t.start()
-        go.set()
-        time.sleep(0.0005)
-        log.close()
-        for t in threads:
-            t.join(timeout=30)
-        attempted += sum(counts)
-        dropped += log.dropped
+    rounds = [close_mid_stream(path) for _ in range(200)]
+    attempted = sum(a for a, _ in rounds)
+    dropped = sum(d for _, d in rounds)
     on_disk = sum(1 for _ in read_events(path))
     assert on_disk + dropped == attempted, f"{attempted - on_disk - dropped} lost silently"
     assert dropped > 0
@@ -316,7 +328,7 @@ HOLD_LOCK = """
     fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
     print("held", flush=True)
-    time.sleep(120)
+    time.sleep(120)  # holds the lock until the test kills it; 120 s only bounds a leak
 """
 
 APPEND_PAST_MAX = """
