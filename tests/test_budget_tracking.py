@@ -48,6 +48,8 @@ def looping_model(*, delay: float = 0.0) -> ScriptedChatModel:
 
     def reply(messages: list[BaseMessage]) -> AIMessage:
         if delay:
+            # Deliberate pacing, not a wait: a slow model keeps concurrent invokes
+            # overlapping. The bounds checked hold whatever the overlap turns out to be.
             time.sleep(delay)
         n = len(messages)
         call = {"name": "lookup", "args": {"query": "x"}, "id": f"t{n}", "type": "tool_call"}

@@ -9,7 +9,6 @@ is seen through LangChain's callbacks (ChatLiteLLM), through LiteLLM's callback
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +24,10 @@ from providers.expect import numbers
 from providers.litellm_support import (
     LITELLM_MARKS,
     PRICES,
+    asettle,
     litellm_state,  # noqa: F401  (LITELLM_MARKS uses it)
     logged,
+    settle,
     wait_for,
 )
 
@@ -98,11 +99,18 @@ def chat_litellm(server: Any, model: str, *, streaming: bool) -> ChatLiteLLM:
 
 
 def run_agent(agent: Any, *, is_async: bool) -> None:
+    """Run the agent, then let LiteLLM finish reporting its calls (on the agent's loop)."""
     inputs = {"messages": [HumanMessage("When is high tide?")]}
     if is_async:
-        asyncio.run(agent.ainvoke(inputs))
+
+        async def go() -> None:
+            await agent.ainvoke(inputs)
+            await asettle()
+
+        asyncio.run(go())
     else:
         agent.invoke(inputs)
+        settle()
 
 
 @pytest.mark.parametrize("with_logger", [False, True], ids=["langchain-only", "plus-logger"])
@@ -143,8 +151,9 @@ def test_chatlitellm_agent_counts_exactly_once(
         litellm.callbacks = [UsageLogger(log, prices=PRICES)]
     agent = create_agent(chat_litellm(server, model, streaming=streaming), tools=[look_up])
 
+    # run_agent returns once LiteLLM has nothing left to report: an event the logger
+    # wrote of its own for a ChatLiteLLM call would be in the log.
     run_agent(track_usage(agent, log, prices=PRICES), is_async=is_async)
-    time.sleep(0.3)  # a LiteLLM callback (sync: its thread pool) would have written by now
 
     [event] = logged(path)
     assert numbers(event) == want
@@ -200,7 +209,6 @@ def test_litellm_call_in_a_tool_is_counted_once_in_the_invoke(
     )
 
     run_agent(track_usage(agent, log, session_id="s1", prices=PRICES), is_async=is_async)
-    time.sleep(0.3)
 
     [event] = logged(path)
     assert event["session_id"] == "s1"
@@ -235,7 +243,7 @@ def test_direct_calls_in_a_tracking_block_are_one_event_each(
                 api_key="sk-test",
             )
     wait_for(lambda: len(logged(path)) >= 2)
-    time.sleep(0.3)
+    settle()  # a second report of either call would be in the log now
 
     events = logged(path)
     assert len(events) == 2
@@ -267,7 +275,7 @@ def test_call_reported_after_its_invoke_ended_is_not_lost(
 
     track_usage(RunnableLambda(ask), log, prices=PRICES).invoke("tides?")
     wait_for(lambda: len(logged(path)) >= 1)
-    time.sleep(0.3)
+    settle()  # were the call counted twice (its own event and the invoke's), both are in
 
     [event] = logged(path)
     assert event["input_tokens"] == 1620

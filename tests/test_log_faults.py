@@ -19,8 +19,9 @@ from typing import Any
 
 import orjson
 import pytest
+from waits import TIMEOUT_S, PollCounter, wait_until
 
-from agent_usage import EventLog, follow, read_events
+from agent_usage import EventLog, _log, follow, read_events
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,14 +64,16 @@ def test_a_lagging_follower_misses_nothing_across_hundreds_of_rotations(tmp_path
     path = tmp_path / "events.jsonl"
     procs, per_proc = 4, 1500
     EventLog(path).close()
-    stop = threading.Event()
+    stop = PollCounter()
     seen: list[tuple[str, int]] = []
 
     def consume() -> None:
         for event in follow(path, types={"llm_usage"}, poll_interval=0.01, stop=stop):
             seen.append((event["proc"], event["seq"]))
             if len(seen) % 50 == 0:
-                time.sleep(0.005)  # slow: the writers rotate many times meanwhile
+                # Deliberate pacing, not a wait: a slow reader, so the writers rotate
+                # many times between its reads.
+                time.sleep(0.005)
 
     thread = threading.Thread(target=consume)
     thread.start()
@@ -80,10 +83,20 @@ def test_a_lagging_follower_misses_nothing_across_hundreds_of_rotations(tmp_path
         ]
         assert [c.wait(timeout=120) for c in children] == [0] * procs
         rotations = len(list(tmp_path.glob("events.*.jsonl")))
-        deadline = time.monotonic() + 60
-        while len(seen) < procs * per_proc and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.2)  # a duplicate would show up now
+        wait_until(
+            lambda: len(seen) >= procs * per_proc,
+            timeout=60,
+            message="the follower never read every event",
+        )
+
+        def a_whole_poll_adds_nothing() -> bool:
+            before = len(seen)
+            stop.wait_for_polls()
+            return len(seen) == before
+
+        # The writers have exited: once a poll begun after that finds nothing, the
+        # follower is at the end of the log, and any event read twice is in `seen`.
+        wait_until(a_whole_poll_adds_nothing, message="the follower kept reading")
     finally:
         stop.set()
         thread.join(timeout=10)
@@ -141,6 +154,7 @@ CRASHER = """
             log = EventLog(path)
             while True:
                 log.append({"type": "big", "kill": k, "pad": "y" * 65536})
+        # Deliberate jitter, not a wait: the kill lands at a random point of a write.
         time.sleep(rng.uniform(0.001, 0.004))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -180,8 +194,34 @@ def test_kill_9_of_one_writer_never_costs_another_an_event(tmp_path: Path) -> No
 # ---------------------------------------------------------------------------- item 3
 
 
+class CheckClock:
+    """The clock EventLog reads to decide when to compare its path with the open file.
+
+    It compares them at most every `_CHECK_INTERVAL_S` (0.1 s); a test moves this clock
+    past that instead of sleeping through it, so the next append checks, at once.
+    """
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def pass_check_interval(self) -> None:
+        self.now += _log._CHECK_INTERVAL_S
+
+
+@pytest.fixture
+def check_clock(monkeypatch: pytest.MonkeyPatch) -> CheckClock:
+    clock = CheckClock()
+    monkeypatch.setattr(_log, "_monotonic", clock)
+    return clock
+
+
 @pytest.mark.parametrize("how", ["deleted", "replaced", "renamed"])
-def test_a_log_deleted_or_replaced_under_a_writer_is_reopened(tmp_path: Path, how: str) -> None:
+def test_a_log_deleted_or_replaced_under_a_writer_is_reopened(
+    tmp_path: Path, how: str, check_clock: CheckClock
+) -> None:
     """Like WatchedFileHandler: the path is reopened; nothing is lost to an unlinked file."""
     path = tmp_path / "events.jsonl"
     log = EventLog(path)
@@ -196,7 +236,7 @@ def test_a_log_deleted_or_replaced_under_a_writer_is_reopened(tmp_path: Path, ho
         path.rename(tmp_path / "events.old")
     for i in range(10, 2010):
         log.append({"type": "x", "seq": i})
-    time.sleep(0.15)
+    check_clock.pass_check_interval()
     log.append({"type": "x", "seq": 2010})  # noticed now, before close
     assert path.exists()
     log.close()
@@ -209,18 +249,20 @@ def test_a_log_deleted_or_replaced_under_a_writer_is_reopened(tmp_path: Path, ho
 
 
 @pytest.mark.parametrize("strict", [False, True], ids=["default", "strict"])
-def test_a_deleted_directory_makes_appends_fail_counted(tmp_path: Path, strict: bool) -> None:
+def test_a_deleted_directory_makes_appends_fail_counted(
+    tmp_path: Path, strict: bool, check_clock: CheckClock
+) -> None:
     """Events written after the log's directory is removed count as dropped, or raise."""
     directory = tmp_path / "logs"
     directory.mkdir()
     log = EventLog(directory / "events.jsonl", strict=strict)
     log.append({"type": "x"})
-    time.sleep(0.15)
+    check_clock.pass_check_interval()
     log.append({"type": "x"})  # checked now: the path is fine
     shutil.rmtree(directory)
     for _ in range(49):
         log.append({"type": "x"})
-    time.sleep(0.15)
+    check_clock.pass_check_interval()
     if strict:
         with pytest.raises(FileNotFoundError):
             log.append({"type": "x"})
@@ -235,34 +277,45 @@ def test_a_deleted_directory_makes_appends_fail_counted(tmp_path: Path, strict: 
 # ---------------------------------------------------------------------------- item 4
 
 
+def close_mid_stream(path: Path) -> tuple[int, int]:
+    """Close a log while 4 threads append to it: (appends attempted, dropped)."""
+    log = EventLog(path)
+    counts = [0] * 4  # each thread's appends so far, written by that thread alone
+    closed, stop = threading.Event(), threading.Event()
+    # Set by each thread once it has ended an append begun before / after the close.
+    before = [threading.Event() for _ in range(4)]
+    after = [threading.Event() for _ in range(4)]
+
+    def hammer(t: int) -> None:
+        while not stop.is_set():
+            late = closed.is_set()
+            log.append({"type": "x"})
+            counts[t] += 1
+            (after if late else before)[t].set()
+
+    threads = [threading.Thread(target=hammer, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        # All four are mid-stream when the log closes, and go on appending after it.
+        assert all(e.wait(TIMEOUT_S) for e in before), "the appending threads stalled"
+        log.close()
+        closed.set()
+        assert all(e.wait(TIMEOUT_S) for e in after), "the appending threads stalled"
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads)
+    return sum(counts), log.dropped
+
+
 def test_close_racing_appends_never_loses_an_event_silently(tmp_path: Path) -> None:
     """Every append is either on disk or counted in `dropped`, across 200 closes mid-stream."""
     path = tmp_path / "events.jsonl"
-    attempted = 0
-    dropped = 0
-    for _ in range(200):
-        log = EventLog(path)
-        counts = [0] * 4
-        go = threading.Event()
-
-        def hammer(
-            t: int, log: EventLog = log, counts: list[int] = counts, go: threading.Event = go
-        ) -> None:
-            go.wait()
-            for _ in range(300):
-                log.append({"type": "x"})
-                counts[t] += 1
-
-        threads = [threading.Thread(target=hammer, args=(t,)) for t in range(4)]
-        for t in threads:
-            t.start()
-        go.set()
-        time.sleep(0.0005)
-        log.close()
-        for t in threads:
-            t.join(timeout=30)
-        attempted += sum(counts)
-        dropped += log.dropped
+    rounds = [close_mid_stream(path) for _ in range(200)]
+    attempted = sum(a for a, _ in rounds)
+    dropped = sum(d for _, d in rounds)
     on_disk = sum(1 for _ in read_events(path))
     assert on_disk + dropped == attempted, f"{attempted - on_disk - dropped} lost silently"
     assert dropped > 0
@@ -275,7 +328,7 @@ HOLD_LOCK = """
     fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
     print("held", flush=True)
-    time.sleep(120)
+    time.sleep(120)  # holds the lock until the test kills it; 120 s only bounds a leak
 """
 
 APPEND_PAST_MAX = """
@@ -313,7 +366,7 @@ def test_a_held_rotation_lock_never_blocks_append(tmp_path: Path) -> None:
 
 FIFO_CHILD = """
     import json, sys
-    from agent_usage import EventLog, follow, read_events
+    from agent_usage import EventLog, _log, follow, read_events
     out = {}
     for name, call in [
         ("EventLog", lambda: EventLog(sys.argv[1])),

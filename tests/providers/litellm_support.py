@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_for_futures
 from pathlib import Path
 from typing import Any
 
 import litellm
 import pytest
 from litellm.integrations.custom_logger import CustomLogger
+from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+from litellm.litellm_core_utils.thread_pool_executor import executor as logging_pool
 from waits import TIMEOUT_S, await_until, wait_until
 
 from agent_usage import read_events
@@ -66,10 +72,28 @@ def close_leaked_loop() -> None:
         asyncio.set_event_loop(None)
 
 
+# What LiteLLM has handed its logging thread pool during the test (see `settle`).
+_pool_tasks: list[Future[Any]] = []
+_LITELLM_DIR = os.path.dirname(litellm.__file__) + os.sep
+
+
 @pytest.fixture
-def litellm_state(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Quiet LiteLLM's console hints and leave no logger (or leaked loop) after a test."""
+def litellm_state(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Quiet LiteLLM's console hints and leave no logger (or leaked loop) after a test.
+
+    Also notes each task LiteLLM submits to its logging thread pool, for `settle`.
+    """
     litellm.suppress_debug_info = True
+    submit = logging_pool.submit
+
+    def noted(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future = submit(fn, *args, **kwargs)
+        _pool_tasks.append(future)
+        return future
+
+    monkeypatch.setattr(logging_pool, "submit", noted)
     sync_test = not inspect.iscoroutinefunction(request.function)
     if sync_test:
         close_leaked_loop()
@@ -78,6 +102,7 @@ def litellm_state(request: pytest.FixtureRequest) -> Iterator[None]:
     litellm.logging_callback_manager._reset_all_callbacks()  # type: ignore[no-untyped-call]
     if sync_test:
         close_leaked_loop()
+    _pool_tasks.clear()
 
 
 def register(logger: UsageLogger) -> UsageLogger:
@@ -110,16 +135,67 @@ async def await_for(check: Callable[[], bool], timeout: float = WAIT_S) -> None:
     await await_until(check, timeout, "timed out waiting for LiteLLM's callback")
 
 
+def settle(timeout: float = WAIT_S) -> None:
+    """Return once every task LiteLLM has handed its logging thread pool has ended.
+
+    Sync calls report from that pool (a `litellm_state` test notes what it is given),
+    so after this every report of them, a second one included, is in the log: a
+    barrier on what could still write, not a nap. Async calls: `asettle`.
+    """
+    deadline = time.monotonic() + timeout
+    while pending := [f for f in _pool_tasks if not f.done()]:
+        _, running = wait_for_futures(pending, timeout=max(0.0, deadline - time.monotonic()))
+        assert not running, "LiteLLM's logging thread pool did not finish"
+
+
+def _litellm_logging_task(task: asyncio.Task[Any]) -> bool:
+    """A task of LiteLLM's on this loop that may still report a call.
+
+    Its logging worker's loop never ends (it waits for work): its queue is flushed instead.
+    """
+    code = getattr(task.get_coro(), "cr_code", None)
+    return (
+        code is not None
+        and code.co_filename.startswith(_LITELLM_DIR)
+        and code.co_qualname != "LoggingWorker._worker_loop"
+        and task is not asyncio.current_task()
+        and not task.done()
+    )
+
+
+async def asettle(timeout: float = WAIT_S) -> None:
+    """`settle` on the calls' event loop, before it closes (closing cancels its tasks).
+
+    Async calls report in tasks on their loop: a helper task that queues the report
+    with LiteLLM's logging worker, which runs it in another task (a stream, in a task
+    of its own); some also go to the thread pool. Waits, round by round, until no
+    task of LiteLLM's is left on the loop, the worker's queue is empty, and the pool
+    is idle.
+    """
+    async with asyncio.timeout(timeout):
+        while True:
+            await GLOBAL_LOGGING_WORKER.flush()
+            waits: list[asyncio.Future[Any]] = [
+                t for t in asyncio.all_tasks() if _litellm_logging_task(t)
+            ]
+            waits += [asyncio.wrap_future(f) for f in _pool_tasks if not f.done()]
+            if not waits:
+                return
+            await asyncio.wait(waits)
+
+
 def run_call(
     kwargs: dict[str, Any],
     *,
     stream: bool,
     is_async: bool,
     until: Callable[[], bool] = lambda: True,
+    drain: bool = False,
 ) -> None:
     """One LiteLLM call, consumed to the end, sync or async; then wait for `until`.
 
     Async: the wait happens on the call's loop, where LiteLLM's logging task runs.
+    With `drain`, then also until LiteLLM has nothing left to report (`settle`).
     """
     if stream:
         kwargs = {**kwargs, "stream": True, "stream_options": {"include_usage": True}}
@@ -131,6 +207,8 @@ def run_call(
                     pass
         finally:
             wait_for(until)
+            if drain:
+                settle()
         return
 
     async def go() -> None:
@@ -141,6 +219,8 @@ def run_call(
                     pass
         finally:
             await await_for(until)
+            if drain:
+                await asettle()
 
     asyncio.run(go())
 
