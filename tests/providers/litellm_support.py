@@ -157,7 +157,7 @@ def _litellm_logging_task(task: asyncio.Task[Any]) -> bool:
     return (
         code is not None
         and code.co_filename.startswith(_LITELLM_DIR)
-        and code.co_qualname != "LoggingWorker._worker_loop"
+        and code.co_name != "_worker_loop"  # LoggingWorker's (co_qualname is 3.11+)
         and task is not asyncio.current_task()
         and not task.done()
     )
@@ -172,16 +172,19 @@ async def asettle(timeout: float = WAIT_S) -> None:
     task of LiteLLM's is left on the loop, the worker's queue is empty, and the pool
     is idle.
     """
-    async with asyncio.timeout(timeout):
-        while True:
-            await GLOBAL_LOGGING_WORKER.flush()
-            waits: list[asyncio.Future[Any]] = [
-                t for t in asyncio.all_tasks() if _litellm_logging_task(t)
-            ]
-            waits += [asyncio.wrap_future(f) for f in _pool_tasks if not f.done()]
-            if not waits:
-                return
-            await asyncio.wait(waits)
+    await asyncio.wait_for(_drain(), timeout)
+
+
+async def _drain() -> None:
+    while True:
+        await GLOBAL_LOGGING_WORKER.flush()
+        waits: list[asyncio.Future[Any]] = [
+            t for t in asyncio.all_tasks() if _litellm_logging_task(t)
+        ]
+        waits += [asyncio.wrap_future(f) for f in _pool_tasks if not f.done()]
+        if not waits:
+            return
+        await asyncio.wait(waits)
 
 
 def run_call(
