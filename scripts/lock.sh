@@ -8,15 +8,11 @@
 # Before refreshing, `bash scripts/test.sh --latest` shows what the newest releases break.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-UV_VERSION=0.13.8
-if [ ! -x .tools/bin/uv ] || [ "$(.tools/bin/uv --version | cut -d' ' -f2)" != "$UV_VERSION" ]; then
-  python3 -m venv .tools
-  .tools/bin/python -m pip install -q "uv==$UV_VERSION"
-fi
-export UV_PYTHON_DOWNLOADS=never
-py310=$(ls -d "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"/versions/3.10.*/bin/python3.10 | tail -n 1)
-.tools/bin/uv lock --upgrade
-.tools/bin/uv pip compile pyproject.toml --all-extras --group test --resolution lowest-direct \
+source scripts/_tools.sh
+ensure_uv
+py310=$(find_python 3.10)
+"$UV" lock --upgrade
+"$UV" pip compile pyproject.toml --all-extras --group test --resolution lowest-direct \
   --python-version 3.10 --python "$py310" --quiet --custom-compile-command "bash scripts/lock.sh" \
   -o requirements/lowest-direct.txt
 echo "scripts/lock.sh: uv.lock and requirements/lowest-direct.txt refreshed"

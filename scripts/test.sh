@@ -22,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-UV_VERSION=0.13.8
+source scripts/_tools.sh
 mode=ci
 case "${1:-}" in
   --quick) mode=quick; shift ;;
@@ -40,28 +40,8 @@ if [ ! -x /usr/bin/chromium ]; then
   $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
-# A Python of the given minor version from pyenv or PATH; uv never downloads one.
-find_python() {
-  local want=$1 cand
-  for cand in "$(pyenv root 2>/dev/null)"/versions/"$want".*/bin/python"$want" \
-              "$HOME"/.pyenv/versions/"$want".*/bin/python"$want" \
-              "$(command -v "python$want" 2>/dev/null)"; do
-    if [ -n "$cand" ] && [ -x "$cand" ] && "$cand" -c 'import sys' 2>/dev/null; then
-      echo "$cand"
-      return 0
-    fi
-  done
-  echo "scripts/test.sh: no Python $want found (pyenv or python$want on PATH)" >&2
-  return 1
-}
-
-if [ ! -x .tools/bin/uv ] || [ "$(.tools/bin/uv --version | cut -d' ' -f2)" != "$UV_VERSION" ]; then
-  step "installing uv $UV_VERSION into .tools/"
-  python3 -m venv .tools
-  .tools/bin/python -m pip install -q "uv==$UV_VERSION"
-fi
-UV=.tools/bin/uv
-export UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1
+ensure_uv
+export UV_NO_PROGRESS=1
 # litellm fetches its model price map over the network at import unless told not to.
 export LITELLM_LOCAL_MODEL_COST_MAP=True
 
