@@ -28,7 +28,7 @@ from ._price_overrides import Override, load_file, override_key, parse_override
 from ._rates import Rates, money
 from ._usage import Usage
 
-__all__ = ["Pricer", "PricesArg", "default_pricer"]
+__all__ = ["Pricer", "PricesArg", "default_pricer", "pricer_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -186,3 +186,10 @@ class Pricer:
 def default_pricer() -> Pricer:
     """The shared pricer over the bundled offline price data."""
     return Pricer()
+
+
+def pricer_for(prices: PricesArg | Pricer) -> Pricer:
+    """The pricer for a `prices=` argument: the shared default when None."""
+    if isinstance(prices, Pricer):
+        return prices
+    return default_pricer() if prices is None else Pricer(prices)

@@ -221,11 +221,9 @@ def active_scopes() -> ActiveScopes:
     `record_external_call(..., within=...)` after.
     """
     current = _current.get()
-    if isinstance(current, _Frame):
-        return ActiveScopes(tuple(s for s in current.scopes if not s.closed), None)
-    if current is not None:  # a tracking() block with no root invoke running
-        return ActiveScopes(getattr(current, "outer", ()), current)
-    return ActiveScopes((), None)
+    # Outside any tracked invoke: the tracking() block waiting for roots, if any.
+    root_tracker = None if isinstance(current, _Frame) else current
+    return ActiveScopes(open_scopes(), root_tracker)
 
 
 def record_external_call(

@@ -17,7 +17,7 @@ from uuid import UUID
 
 from ._budget import BudgetExceeded, CallGuard, CallInfo
 from ._event import Call, LlmUsageEvent, Status, Tally, build_event
-from ._pricing import Pricer, PricesArg, default_pricer
+from ._pricing import PricesArg, pricer_for
 
 __all__ = [
     "EventSink",
@@ -123,7 +123,7 @@ class Tracker:
         session_id: SessionArg = None,
         model: str | None = None,
         metadata: Mapping[str, Any] | None = None,
-        prices: PricesArg | Pricer = None,
+        prices: PricesArg = None,
         exporters: Sequence[Exporter] = (),
         budget: Any = None,
     ) -> None:
@@ -144,12 +144,7 @@ class Tracker:
         self.session_id = session_id
         self.model = model
         self.metadata = dict(metadata) if metadata else None
-        if isinstance(prices, Pricer):
-            self.pricer = prices
-        elif prices is None:
-            self.pricer = default_pricer()
-        else:
-            self.pricer = Pricer(prices)
+        self.pricer = pricer_for(prices)
         self.exporters = tuple(exporters)
         self.log_key = _log_key(sink)
         self.failures = Failures()

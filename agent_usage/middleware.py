@@ -34,7 +34,7 @@ from typing_extensions import NotRequired
 from ._budget import Budget, BudgetExceeded
 from ._budget_guard import BudgetGuard, recording_calls
 from ._ledger import ledger_for
-from ._pricing import Pricer, PricesArg, default_pricer
+from ._pricing import Pricer, PricesArg, pricer_for
 from ._scope import active_scopes
 from ._usage import normalize_usage
 
@@ -129,13 +129,9 @@ class UsageBudgetMiddleware(AgentMiddleware[UsageBudgetState, Any, Any]):
             raise TypeError(f"budget must be a Budget, got {budget!r}")
         if exit_behavior not in ("end", "error"):
             raise ValueError(f"exit_behavior must be 'end' or 'error', got {exit_behavior!r}")
-        if isinstance(prices, Pricer):
-            pricer = prices
-        else:
-            pricer = default_pricer() if prices is None else Pricer(prices)
         self.budget = budget
         self.exit_behavior = exit_behavior
-        self._guard: BudgetGuard = budget._guard(log=log, pricer=pricer)
+        self._guard: BudgetGuard = budget._guard(log=log, pricer=pricer_for(prices))
 
     # ------------------------------------------------------------ before the call
 

@@ -28,6 +28,11 @@ def model(*usages: tuple[int, int]) -> ScriptedChatModel:
     )
 
 
+def calls(m: ScriptedChatModel) -> Any:
+    """A graph node that calls `m` on the messages so far."""
+    return lambda s: {"messages": [m.invoke(s["messages"])]}
+
+
 INPUT = {"messages": [HumanMessage("go")]}
 
 
@@ -42,7 +47,7 @@ async def test_error_after_a_call_logs_it_with_status_error(tmp_path: Path, meth
     def explode(state: State) -> dict[str, Any]:
         raise boom
 
-    g = graph_of(lambda s: {"messages": [m.invoke(s["messages"])]}, explode)
+    g = graph_of(calls(m), explode)
     with pytest.raises(ValueError) as caught:
         if method == "ainvoke":
             await g.ainvoke(INPUT, {"callbacks": [handler]})
@@ -76,7 +81,7 @@ async def test_cancelled_task_logs_cancelled(tmp_path: Path) -> None:
         await asyncio.sleep(3600)
         return {}
 
-    g = graph_of(lambda s: {"messages": [m.invoke(s["messages"])]}, wait_forever)
+    g = graph_of(calls(m), wait_forever)
     task = asyncio.create_task(g.ainvoke(INPUT, {"callbacks": [handler]}))
     await asyncio.wait_for(started.wait(), timeout=10)
     task.cancel()
@@ -91,10 +96,7 @@ async def test_streamed_graph_counts_as_invoked(tmp_path: Path, mode: str) -> No
     path = tmp_path / "events.jsonl"
     handler = UsageCallbackHandler(EventLog(path))
     m = model((10, 1), (20, 2))
-    g = graph_of(
-        lambda s: {"messages": [m.invoke(s["messages"])]},
-        lambda s: {"messages": [m.invoke(s["messages"])]},
-    )
+    g = graph_of(calls(m), calls(m))
     chunks = [c async for c in g.astream(INPUT, {"callbacks": [handler]}, stream_mode=mode)]
     assert chunks
     assert summary(path) == [("ok", 30, 3, 2)]
@@ -105,10 +107,7 @@ async def test_abandoned_stream_logs_cancelled_with_what_was_spent(tmp_path: Pat
     path = tmp_path / "events.jsonl"
     handler = UsageCallbackHandler(EventLog(path))
     m = model((10, 1), (20, 2))
-    g = graph_of(
-        lambda s: {"messages": [m.invoke(s["messages"])]},
-        lambda s: {"messages": [m.invoke(s["messages"])]},
-    )
+    g = graph_of(calls(m), calls(m))
     stream = g.astream(INPUT, {"callbacks": [handler]}, stream_mode="updates")
     first = await stream.__anext__()
     assert "n0" in first
@@ -162,7 +161,7 @@ def test_handler_on_a_tracked_invoke_and_inside_a_block_each_write_once(tmp_path
     handler = UsageCallbackHandler(EventLog(paths["handler"]))
     m = model((10, 1), (20, 2), (30, 3))
     g = graph_of(
-        lambda s: {"messages": [m.invoke(s["messages"])]},
+        calls(m),
         lambda s: {"messages": [m.invoke(s["messages"], {"callbacks": []})]},
     )
     track_usage(g, EventLog(paths["wrapper"])).invoke(INPUT, {"callbacks": [handler]})
