@@ -8,13 +8,12 @@ tests/providers/servers.py for the wire formats.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 import anthropic
@@ -24,17 +23,24 @@ from langchain.agents import create_agent
 from langchain_anthropic import ChatAnthropic
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AnyMessage, HumanMessage
-from langchain_core.tools import tool
+from langchain_core.messages import HumanMessage
 from langchain_core.tracers.context import register_configure_hook
 from langchain_openai import ChatOpenAI
 from langgraph.graph import START, StateGraph
-from langgraph.graph.message import add_messages
 from logs import usage_events as events
 from providers import AnthropicServer, OpenAIServer, Reply, ToolCall
-from providers.expect import expected, numbers, only_event
+from providers.expect import MODES as ENTRY_POINTS
+from providers.expect import (
+    Mode,
+    State,
+    add,
+    drive,
+    expected,
+    numbers,
+    one_node_graph,
+    only_event,
+)
 from pydantic import SecretStr
-from typing_extensions import TypedDict
 
 from agent_usage import EventLog, track_usage
 
@@ -47,83 +53,16 @@ ANTHROPIC_MODEL = "claude-sonnet-4-6"
 # -- How a model is driven ---------------------------------------------------
 
 
-class State(TypedDict):
-    """The graphs' state: a message list."""
-
-    messages: Annotated[list[AnyMessage], add_messages]
-
-
-def one_node_graph(model: BaseChatModel) -> Any:
-    """A LangGraph graph whose only node calls the model."""
-
-    def call(state: State) -> dict[str, Any]:
-        return {"messages": [model.invoke(state["messages"])]}
-
-    return StateGraph(State).add_node("model", call).add_edge(START, "model").compile()
-
-
-@dataclass(frozen=True)
-class Mode:
-    """One way of running a tracked invoke; `streams` says whether the wire call streams."""
-
-    name: str
-    streams: bool
-    run: Callable[[BaseChatModel, EventLog], Awaitable[None]]
-
-    @property
-    def streams_on_wire(self) -> bool:
-        """Whether the HTTP call streams here.
-
-        LangGraph hands its "messages" stream handler to a node's model call
-        through the context; before Python 3.11 asyncio cannot run a task in a
-        given context, so under `astream` the call is not streamed there (the
-        usage must be counted all the same).
-        """
-        if self.name == "graph.astream-messages" and sys.version_info < (3, 11):
-            return False
-        return self.streams
-
-
-async def _invoke(model: BaseChatModel, log: EventLog) -> None:
-    track_usage(model, log).invoke("hi")
-
-
-async def _stream(model: BaseChatModel, log: EventLog) -> None:
-    for _ in track_usage(model, log).stream("hi"):
-        pass
-
-
-async def _astream(model: BaseChatModel, log: EventLog) -> None:
-    async for _ in track_usage(model, log).astream("hi"):
-        pass
-
-
-async def _graph_ainvoke(model: BaseChatModel, log: EventLog) -> None:
-    await track_usage(one_node_graph(model), log).ainvoke({"messages": [HumanMessage("hi")]})
-
-
-async def _graph_astream_messages(model: BaseChatModel, log: EventLog) -> None:
-    # "messages" mode makes LangGraph call the model in streaming mode.
-    agent = track_usage(one_node_graph(model), log)
-    async for _ in agent.astream({"messages": [HumanMessage("hi")]}, stream_mode="messages"):
-        pass
-
-
 async def _graph_stream_messages(model: BaseChatModel, log: EventLog) -> None:
     agent = track_usage(one_node_graph(model), log)
     for _ in agent.stream({"messages": [HumanMessage("hi")]}, stream_mode="messages"):
         pass
 
 
-MODES = [
-    Mode("model.invoke", False, _invoke),
-    Mode("model.stream", True, _stream),
-    Mode("model.astream", True, _astream),
-    Mode("graph.ainvoke", False, _graph_ainvoke),
-    Mode("graph.astream-messages", True, _graph_astream_messages),
-    Mode("graph.stream-messages", True, _graph_stream_messages),
-]
+# The entry points every provider's shape tests share, and LangGraph's sync "messages" stream.
+MODES = [*ENTRY_POINTS, Mode("graph.stream-messages", True, _graph_stream_messages)]
 MODE_IDS = [m.name for m in MODES]
+MODE = {m.name: m for m in MODES}
 
 
 def openai_model(server: OpenAIServer, **kwargs: Any) -> ChatOpenAI:
@@ -243,9 +182,9 @@ async def test_anthropic_usage_shapes(
     with EventLog(path) as log:
         await mode.run(anthropic_model(anthropic_server), log)
 
-    assert bool(anthropic_server.requests[0].get("stream")) is mode.streams_on_wire
+    assert bool(anthropic_server.requests[0].get("stream")) is mode.streams
     event = only_event(path)
-    if mode.streams_on_wire and "cache_creation_1h_input_tokens" in want:
+    if mode.streams and "cache_creation_1h_input_tokens" in want:
         # Known limit of langchain-anthropic: when streaming it reads usage from
         # message_delta only, which carries no TTL split; the split sent in
         # message_start never reaches the callbacks. The full writes still count.
@@ -376,9 +315,9 @@ async def test_openai_usage_shapes(
         await mode.run(model, log)
 
     request = openai_server.requests[0]
-    assert bool(request.get("stream")) is mode.streams_on_wire
+    assert bool(request.get("stream")) is mode.streams
     assert request.get("service_tier") == tier
-    if mode.streams_on_wire and not responses_api:
+    if mode.streams and not responses_api:
         # The usage comes from the final choices-less chunk, sent only on request.
         assert request["stream_options"] == {"include_usage": True}
     event = only_event(path)
@@ -403,41 +342,41 @@ NO_USAGE = [
     pytest.param(
         {"stream_usage": False},
         Reply(text="hi", usage=None),
-        _stream,
+        MODE["stream"],
         id="openai-stream-without-include-usage",
     ),
     pytest.param(
         {"stream_usage": False},
         Reply(text="hi", usage=None),
-        _graph_astream_messages,
+        MODE["graph.astream-messages"],
         id="openai-graph-astream-without-include-usage",
     ),
     # Some OpenAI-compatible servers send no usage object at all.
-    pytest.param({}, Reply(text="hi", usage=None), _invoke, id="openai-compatible-no-usage"),
+    pytest.param({}, Reply(text="hi", usage=None), MODE["invoke"], id="openai-compatible-no-usage"),
 ]
 
 
-@pytest.mark.parametrize(("options", "reply", "run"), NO_USAGE)
+@pytest.mark.parametrize(("options", "reply", "mode"), NO_USAGE)
 async def test_no_usage_writes_no_event(
     openai_server: OpenAIServer,
     tmp_path: Path,
     options: dict[str, Any],
     reply: Reply,
-    run: Callable[[BaseChatModel, EventLog], Awaitable[None]],
+    mode: Mode,
 ) -> None:
     """A call that reports no usage writes no event (the has_usage guard)."""
     openai_server.script(reply)
     path = tmp_path / "events.jsonl"
     with EventLog(path) as log:
-        await run(openai_model(openai_server, **options), log)
+        await mode.run(openai_model(openai_server, **options), log)
     assert openai_server.pending == 0
     assert "stream_options" not in openai_server.requests[0]
     assert events(path) == []
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["ainvoke", "astream-messages"])
+@pytest.mark.parametrize("how", ["ainvoke", "astream-messages"])
 async def test_call_without_usage_is_counted_beside_one_with(
-    openai_server: OpenAIServer, tmp_path: Path, stream: bool
+    openai_server: OpenAIServer, tmp_path: Path, how: str
 ) -> None:
     """A call without usage is counted in `llm_calls_without_usage` next to one with usage."""
     openai_server.script(
@@ -445,6 +384,7 @@ async def test_call_without_usage_is_counted_beside_one_with(
         Reply(text="second", usage=None, model=OPENAI_ANSWERED),
     )
     reporting = openai_model(openai_server)
+    # The second response carries no usage object (and, streamed, asks for none).
     silent = openai_model(openai_server, stream_usage=False)
 
     def first(state: State) -> dict[str, Any]:
@@ -462,15 +402,8 @@ async def test_call_without_usage_is_counted_beside_one_with(
         .compile()
     )
     path = tmp_path / "events.jsonl"
-    inputs = {"messages": [HumanMessage("hi")]}
     with EventLog(path) as log:
-        agent = track_usage(graph, log)
-        if stream:
-            async for _ in agent.astream(inputs, stream_mode="messages"):
-                pass
-        else:
-            # Non-streaming: the second response simply has no usage object.
-            await agent.ainvoke(inputs)
+        await drive(track_usage(graph, log), how, {"messages": [HumanMessage("hi")]})
 
     event = only_event(path)
     assert numbers(event) == expected(400, 40, read=256)
@@ -479,12 +412,6 @@ async def test_call_without_usage_is_counted_beside_one_with(
 
 
 # -- Agents: two calls in one invoke, and a failing second call ----------------
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two numbers."""
-    return a + b
 
 
 ADD_CALL = ToolCall(name="add", args={"a": 2, "b": 3}, id="call_add_1")
@@ -563,17 +490,9 @@ def chat_model(provider: Provider, request: pytest.FixtureRequest) -> tuple[Any,
 AGENT_RUNS = ["ainvoke", "astream-updates", "astream-messages", "stream-messages"]
 
 
-async def run_agent(agent: Any, how: str, config: dict[str, Any] | None = None) -> None:
-    """Run a tracked agent once, the way `how` names."""
-    inputs = {"messages": [HumanMessage("what is 2 + 3?")]}
-    if how == "ainvoke":
-        await agent.ainvoke(inputs, config)
-    elif how == "stream-messages":
-        for _ in agent.stream(inputs, config, stream_mode="messages"):
-            pass
-    else:
-        async for _ in agent.astream(inputs, config, stream_mode=how.split("-")[1]):
-            pass
+async def run_agent(agent: Any, how: str) -> None:
+    """Run a tracked agent once on the question, the way `how` names."""
+    await drive(agent, how, {"messages": [HumanMessage("what is 2 + 3?")]})
 
 
 @pytest.mark.parametrize("how", AGENT_RUNS)

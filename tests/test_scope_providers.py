@@ -26,9 +26,8 @@ from langchain_openai import ChatOpenAI
 from langgraph.graph import START, StateGraph
 from logs import usage_events as events
 from providers import AnthropicServer, OpenAIServer, Reply, ToolCall
-from providers.expect import expected, numbers
+from providers.expect import State, drive, expected, numbers
 from pydantic import SecretStr
-from test_providers import State
 
 from agent_usage import EventLog, track_usage
 
@@ -134,12 +133,7 @@ async def test_model_in_a_tool_with_its_own_callbacks_is_counted(
     path = tmp_path / "events.jsonl"
     with EventLog(path) as log:
         agent = track_usage(create_agent(openai_model(openai_server), tools=[look_up]), log)
-        inputs = {"messages": [HumanMessage("tides?")]}
-        if how == "ainvoke":
-            await agent.ainvoke(inputs)
-        else:
-            async for _ in agent.astream(inputs, stream_mode="messages"):
-                pass
+        await drive(agent, how, {"messages": [HumanMessage("tides?")]})
 
     assert noted.ends == 1  # the tool's own handler still sees its call
     [event] = events(path)
@@ -188,11 +182,7 @@ async def test_tracked_runnable_inside_a_tracked_agent_gives_both_events(
             log,
             session_id="outer",
         )
-        inputs = {"messages": [HumanMessage("tides?")]}
-        if method == "ainvoke":
-            await agent.ainvoke(inputs)
-        else:
-            agent.invoke(inputs)
+        await drive(agent, method, {"messages": [HumanMessage("tides?")]})
 
     by_session = {e["session_id"]: e for e in events(path)}
     assert set(by_session) == {"inner", "outer"}
@@ -261,11 +251,7 @@ async def test_anthropic_stream_broken_after_usage_logs_it_as_error(
         agent = track_usage(create_agent(model, tools=[]), log)
         inputs = {"messages": [HumanMessage("explain")]}
         with pytest.raises(anthropic.APIStatusError) as raised:
-            if how == "ainvoke":
-                await agent.ainvoke(inputs)
-            else:
-                async for _ in agent.astream(inputs, stream_mode="messages"):
-                    pass
+            await drive(agent, how, inputs)
 
     assert "Overloaded" in str(raised.value)
     assert anthropic_server.requests[0]["stream"] is True

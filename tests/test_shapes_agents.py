@@ -28,7 +28,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send
-from providers.expect import add, events, expected, numbers, only_event
+from providers.expect import add, drive, events, expected, numbers, only_event
 from typing_extensions import TypedDict
 
 from agent_usage import EventLog, track_usage
@@ -46,21 +46,6 @@ def tool_call(usage: Any) -> AIMessage:
 def answer(text: str, usage: Any) -> AIMessage:
     """A final text reply."""
     return AIMessage(content=text, usage_metadata=usage)
-
-
-async def drive(agent: Any, how: str, inputs: Any, config: Any = None) -> Any:
-    """Run a tracked agent once: `ainvoke`, `invoke`, or stream it in the named mode."""
-    if how == "ainvoke":
-        return await agent.ainvoke(inputs, config)
-    if how == "invoke":
-        return agent.invoke(inputs, config)
-    if how.startswith("astream"):
-        async for _ in agent.astream(inputs, config, stream_mode=how.split("-")[1]):
-            pass
-        return None
-    for _ in agent.stream(inputs, config, stream_mode=how.split("-")[1]):
-        pass
-    return None
 
 
 RUNS = ["ainvoke", "invoke", "astream-messages", "stream-updates"]

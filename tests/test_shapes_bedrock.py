@@ -22,7 +22,18 @@ from langchain_aws import ChatBedrockConverse
 from langchain_core.messages import HumanMessage
 from providers import Reply, ToolCall
 from providers.bedrock import BedrockServer
-from providers.expect import MODES, Mode, add, expected, numbers, only_event
+from providers.expect import (
+    MODES,
+    WIRE,
+    Mode,
+    add,
+    assert_one_call,
+    drive,
+    expected,
+    numbers,
+    only_event,
+    serve_one_call,
+)
 from pydantic import SecretStr
 
 from agent_usage import EventLog, track_usage
@@ -118,9 +129,6 @@ SHAPES = [
 ]
 
 
-WIRE = [m for m in MODES if m.name in ("ainvoke", "astream")]
-
-
 @pytest.mark.parametrize("mode", WIRE, ids=["converse", "converse-stream"])
 @pytest.mark.parametrize(("served", "want"), SHAPES)
 async def test_bedrock_usage_shapes(
@@ -153,23 +161,12 @@ async def check_one_call(
     want: Any,
 ) -> None:
     """Run one scripted call the way `mode` says; the event must hold `want`."""
-    bedrock.script(Reply(text="The answer is 42.", usage=served))
     path = tmp_path / "events.jsonl"
-    with EventLog(path) as log:
-        await mode.run(model, log)
-
-    assert bedrock.pending == 0
-    assert len(bedrock.requests) == 1
-    assert bedrock.requests[0]["modelId"] == MODEL_ID
-    streamed = bedrock.requests[0]["operation"] == "converse-stream"
-    assert streamed is mode.streams
-    event = only_event(path)
-    assert numbers(event) == want
-    assert event["status"] == "ok"
-    assert (event["llm_calls"], event["llm_calls_without_usage"]) == (1, 0)
-    assert event["model"] == MODEL_ID
-    assert list(event["models"]) == [MODEL_ID]
-    assert numbers(event["models"][MODEL_ID]) == want
+    reply = Reply(text="The answer is 42.", usage=served)
+    request = await serve_one_call(bedrock, model, path, mode, reply)
+    assert request["modelId"] == MODEL_ID
+    assert (request["operation"] == "converse-stream") is mode.streams
+    assert_one_call(only_event(path), MODEL_ID, want)
 
 
 AGENT_RUNS = ["ainvoke", "stream-updates", "astream-messages"]
@@ -190,16 +187,9 @@ async def test_bedrock_agent_tool_call_then_answer(
     path = tmp_path / "events.jsonl"
     inputs = {"messages": [HumanMessage("what is 2 + 3?")]}
     with EventLog(path) as log:
-        agent = track_usage(create_agent(model, tools=[add]), log)
-        if how == "ainvoke":
-            result = await agent.ainvoke(inputs)
-            assert result["messages"][-1].text == "2 + 3 = 5"
-        elif how == "stream-updates":
-            for _ in agent.stream(inputs, stream_mode="updates"):
-                pass
-        else:
-            async for _ in agent.astream(inputs, stream_mode="messages"):
-                pass
+        result = await drive(track_usage(create_agent(model, tools=[add]), log), how, inputs)
+    if how == "ainvoke":
+        assert result["messages"][-1].text == "2 + 3 = 5"
 
     assert bedrock.pending == 0
     # The tool result went back to Bedrock in its own wire shape.
@@ -214,9 +204,9 @@ async def test_bedrock_agent_tool_call_then_answer(
 
 
 @pytest.mark.parametrize("status", [429, 500])
-@pytest.mark.parametrize("stream", [False, True], ids=["converse", "converse-stream"])
+@pytest.mark.parametrize("mode", WIRE, ids=["converse", "converse-stream"])
 async def test_bedrock_client_retry_counts_the_answer_once(
-    bedrock: BedrockServer, tmp_path: Path, status: int, stream: bool
+    bedrock: BedrockServer, tmp_path: Path, status: int, mode: Mode
 ) -> None:
     """botocore retries a throttled or failed request; only the answer that came is billed."""
     bedrock.script(
@@ -225,12 +215,7 @@ async def test_bedrock_client_retry_counts_the_answer_once(
     )
     path = tmp_path / "events.jsonl"
     with EventLog(path) as log:
-        agent = track_usage(bedrock_model(bedrock, attempts=2), log)
-        if stream:
-            async for _ in agent.astream("hi"):
-                pass
-        else:
-            await agent.ainvoke("hi")
+        await mode.run(bedrock_model(bedrock, attempts=2), log)
 
     assert len(bedrock.requests) == 2
     event = only_event(path)

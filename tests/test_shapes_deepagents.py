@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from providers.expect import expected, numbers, only_event
+from providers.expect import drive, expected, numbers, only_event
 
 from agent_usage import EventLog, track_usage
 from agent_usage.testing import ScriptedChatModel
@@ -84,15 +84,9 @@ async def test_deep_agent_subagents_count_once(tmp_path: Path, shape: str, how: 
     path = tmp_path / "events.jsonl"
     inputs = {"messages": [HumanMessage("research alpha and beta")]}
     with EventLog(path) as log:
-        tracked = track_usage(agent, log)
-        if how == "ainvoke":
-            result = await tracked.ainvoke(inputs)
-            assert result["messages"][-1].text == "both done"
-        elif how == "invoke":
-            tracked.invoke(inputs)
-        else:
-            async for _ in tracked.astream(inputs, stream_mode="messages", subgraphs=True):
-                pass
+        result = await drive(track_usage(agent, log), how, inputs, subgraphs=True)
+    if how == "ainvoke":
+        assert result["messages"][-1].text == "both done"
 
     assert sub.calls == 2
     assert main.calls == len(SCRIPTS[shape])

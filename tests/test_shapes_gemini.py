@@ -19,7 +19,18 @@ from langchain.agents import create_agent
 from langchain_core.messages import HumanMessage
 from langchain_google_genai import ChatGoogleGenerativeAI
 from providers import Reply, ToolCall
-from providers.expect import MODES, Mode, add, expected, numbers, only_event
+from providers.expect import (
+    MODES,
+    WIRE,
+    Mode,
+    add,
+    assert_one_call,
+    drive,
+    expected,
+    numbers,
+    only_event,
+    serve_one_call,
+)
 from providers.gemini import GeminiReply, GeminiServer
 from pydantic import SecretStr
 
@@ -85,7 +96,6 @@ SHAPES = [
         id="cached-thoughts",
     ),
 ]
-WIRE = [m for m in MODES if m.name in ("ainvoke", "astream")]
 
 
 async def check_one_call(
@@ -97,21 +107,11 @@ async def check_one_call(
     want: Any,
 ) -> None:
     """Run one scripted call the way `mode` says; the event must hold `want`."""
-    gemini.script(Reply(text="The answer is 42, said the model.", usage=served))
     path = tmp_path / "events.jsonl"
-    with EventLog(path) as log:
-        await mode.run(model, log)
-
-    assert gemini.pending == 0
-    assert len(gemini.requests) == 1
-    assert (gemini.requests[0]["method"] == "streamGenerateContent") is mode.streams
-    event = only_event(path)
-    assert numbers(event) == want
-    assert event["status"] == "ok"
-    assert (event["llm_calls"], event["llm_calls_without_usage"]) == (1, 0)
-    assert event["model"] == MODEL
-    assert list(event["models"]) == [MODEL]
-    assert numbers(event["models"][MODEL]) == want
+    reply = Reply(text="The answer is 42, said the model.", usage=served)
+    request = await serve_one_call(gemini, model, path, mode, reply)
+    assert (request["method"] == "streamGenerateContent") is mode.streams
+    assert_one_call(only_event(path), MODEL, want)
 
 
 @pytest.mark.parametrize("mode", WIRE, ids=["generateContent", "streamGenerateContent"])
@@ -152,16 +152,9 @@ async def test_gemini_agent_function_call_then_answer(
     path = tmp_path / "events.jsonl"
     inputs = {"messages": [HumanMessage("what is 2 + 3?")]}
     with EventLog(path) as log:
-        agent = track_usage(create_agent(model, tools=[add]), log)
-        if how == "ainvoke":
-            result = await agent.ainvoke(inputs)
-            assert result["messages"][-1].text == "2 + 3 is 5"
-        elif how == "stream-updates":
-            for _ in agent.stream(inputs, stream_mode="updates"):
-                pass
-        else:
-            async for _ in agent.astream(inputs, stream_mode="messages"):
-                pass
+        result = await drive(track_usage(create_agent(model, tools=[add]), log), how, inputs)
+    if how == "ainvoke":
+        assert result["messages"][-1].text == "2 + 3 is 5"
 
     assert gemini.pending == 0
     # The tool's result went back as a functionResponse part.

@@ -22,7 +22,7 @@ from langchain_core.output_parsers import JsonOutputParser
 from langchain_openai import ChatOpenAI
 from langgraph.graph import START, StateGraph
 from providers import AnthropicServer, OpenAIServer, Reply, ToolCall
-from providers.expect import State, events, expected, numbers, one_node_graph, only_event
+from providers.expect import State, drive, events, expected, numbers, one_node_graph, only_event
 from pydantic import BaseModel, SecretStr
 
 from agent_usage import EventLog, track_usage
@@ -74,16 +74,8 @@ async def test_with_retry_inside_a_graph(
     )
     graph = one_node_graph(model)
     path = tmp_path / "events.jsonl"
-    inputs = {"messages": [HumanMessage("hi")]}
     with EventLog(path) as log:
-        tracked = track_usage(graph, log)
-        if how == "ainvoke":
-            await tracked.ainvoke(inputs)
-        elif how == "invoke":
-            tracked.invoke(inputs)
-        else:
-            async for _ in tracked.astream(inputs, stream_mode="messages"):
-                pass
+        await drive(track_usage(graph, log), how, {"messages": [HumanMessage("hi")]})
 
     assert len(openai_server.requests) == 2
     event = only_event(path)
@@ -196,13 +188,9 @@ async def test_agent_response_format_tool_strategy(
     path = tmp_path / "events.jsonl"
     inputs = {"messages": [HumanMessage("2+3?")]}
     with EventLog(path) as log:
-        tracked = track_usage(agent, log)
-        if how == "ainvoke":
-            result = await tracked.ainvoke(inputs)
-            assert result["structured_response"] == Answer(value=5)
-        else:
-            async for _ in tracked.astream(inputs, stream_mode="messages"):
-                pass
+        result = await drive(track_usage(agent, log), how, inputs)
+    if how == "ainvoke":
+        assert result["structured_response"] == Answer(value=5)
 
     assert len(openai_server.requests) == 1
     event = only_event(path)
@@ -246,14 +234,7 @@ async def test_wait_for_timeout_logs_cancelled_with_what_was_spent(
     tracked = track_usage(slow_after_one_call(model, stall), EventLog(tmp_path / "events.jsonl"))
     inputs = {"messages": [HumanMessage("hi")]}
 
-    async def run() -> None:
-        if how == "ainvoke":
-            await tracked.ainvoke(inputs)
-        else:
-            async for _ in tracked.astream(inputs, stream_mode=how.split("-")[1]):
-                pass
-
-    invoke = asyncio.ensure_future(run())
+    invoke = asyncio.ensure_future(drive(tracked, how, inputs))
     # Let the first node's call finish however loaded the machine is, then time out
     # inside the stuck node: wait_for cancels the invoke exactly as in user code.
     await asyncio.wait_for(stall.wait(), timeout=30)

@@ -1,7 +1,8 @@
 """What the shape tests read back and compare: events from the log, token rows written by hand.
 
 Also the ways a tracked model is driven (`MODES`), shared by the per-provider
-shape tests so each provider is exercised the same way.
+shape tests so each provider is exercised the same way, and `drive`, which runs
+a tracked agent or graph the way a test parameter names.
 """
 
 from __future__ import annotations
@@ -24,16 +25,22 @@ from typing_extensions import TypedDict
 
 from agent_usage import EventLog, track_usage
 
+from .servers import FakeServer, Reply
+
 __all__ = [
     "MODES",
+    "WIRE",
     "Mode",
     "State",
     "add",
+    "assert_one_call",
+    "drive",
     "events",
     "expected",
     "numbers",
     "one_node_graph",
     "only_event",
+    "serve_one_call",
 ]
 
 
@@ -73,6 +80,16 @@ def expected(
     return row
 
 
+def assert_one_call(event: Mapping[str, Any], model: str, want: Mapping[str, int]) -> None:
+    """The event logged one call to `model`, ok, with `want` at its top and in its one row."""
+    assert numbers(event) == want
+    assert event["status"] == "ok"
+    assert (event["llm_calls"], event["llm_calls_without_usage"]) == (1, 0)
+    assert event["model"] == model
+    assert list(event["models"]) == [model]
+    assert numbers(event["models"][model]) == want
+
+
 @tool
 def add(a: int, b: int) -> int:
     """Add two numbers."""
@@ -92,6 +109,25 @@ def one_node_graph(model: Runnable[Any, Any]) -> Any:
         return {"messages": [model.invoke(state["messages"])]}
 
     return StateGraph(State).add_node("model", call).add_edge(START, "model").compile()
+
+
+async def drive(agent: Any, how: str, inputs: Any, config: Any = None, **stream: Any) -> Any:
+    """Run a tracked agent once: `ainvoke`, `invoke`, or stream it in the named mode.
+
+    `how` is "ainvoke", "invoke", "astream-<mode>" or "stream-<mode>"; `stream`
+    (e.g. ``subgraphs=True``) goes to the stream calls. Returns what an invoke returned.
+    """
+    if how == "ainvoke":
+        return await agent.ainvoke(inputs, config)
+    if how == "invoke":
+        return agent.invoke(inputs, config)
+    if how.startswith("astream"):
+        async for _ in agent.astream(inputs, config, stream_mode=how.split("-")[1], **stream):
+            pass
+        return None
+    for _ in agent.stream(inputs, config, stream_mode=how.split("-")[1], **stream):
+        pass
+    return None
 
 
 @dataclass(frozen=True)
@@ -143,3 +179,17 @@ MODES = [
     # not streamed on the wire (its usage must count all the same).
     Mode("graph.astream-messages", sys.version_info >= (3, 11), _graph_astream_messages),
 ]
+# The two ways a bare model call reaches the wire: one JSON answer, or streamed.
+WIRE = [m for m in MODES if m.name in ("ainvoke", "astream")]
+
+
+async def serve_one_call(
+    server: FakeServer, model: BaseChatModel, path: Path, mode: Mode, reply: Reply
+) -> dict[str, Any]:
+    """Serve `reply` to one call run the way `mode` says, logged to `path`; the request sent."""
+    server.script(reply)
+    with EventLog(path) as log:
+        await mode.run(model, log)
+    assert server.pending == 0
+    assert len(server.requests) == 1
+    return server.requests[0]
