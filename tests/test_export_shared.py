@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from export_helpers import Capture, closed_port
 from langchain_core.messages import AIMessage
-from langgraph.graph import END, START, MessagesState, StateGraph
+from providers.expect import one_node_graph
 
 from agent_usage import EventLog, read_events, track_usage
 from agent_usage._cli import main
@@ -36,17 +36,6 @@ def dead_otel() -> tuple[Any, Callable[[], object]]:
     return exporter, lambda: exporter.shutdown(2)
 
 
-def tiny_graph() -> Any:
-    model = ScriptedChatModel(
-        script=[AIMessage(content="ok", usage_metadata=um(100, 10, cache_read=50))]
-    )
-    graph = StateGraph(MessagesState)
-    graph.add_node("model", lambda s: {"messages": [model.invoke(s["messages"])]})
-    graph.add_edge(START, "model")
-    graph.add_edge("model", END)
-    return graph.compile()
-
-
 @pytest.mark.parametrize("build", [dead_posthog, dead_otel], ids=["posthog", "otel"])
 def test_dead_endpoint_does_not_slow_or_break_the_agent(
     build: Callable[[], tuple[Any, Callable[[], object]]], tmp_path: Path
@@ -55,17 +44,20 @@ def test_dead_endpoint_does_not_slow_or_break_the_agent(
     logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)  # the SDK logs each retry
     logging.getLogger("posthog").setLevel(logging.CRITICAL)
     exporter, close = build()
+    model = ScriptedChatModel(
+        script=[AIMessage(content="ok", usage_metadata=um(100, 10, cache_read=50))]
+    )
     rounds = 20
     try:
         with EventLog(tmp_path / "plain.jsonl") as log:
-            plain = track_usage(tiny_graph(), log)
+            plain = track_usage(one_node_graph(model), log)
             plain.invoke({"messages": [("user", "warm up")]})
             started = time.perf_counter()
             for _ in range(rounds):
                 expected = plain.invoke({"messages": [("user", "hi")]})
             baseline = time.perf_counter() - started
         with EventLog(tmp_path / "exported.jsonl") as log:
-            tracked = track_usage(tiny_graph(), log, exporters=[exporter])
+            tracked = track_usage(one_node_graph(model), log, exporters=[exporter])
             started = time.perf_counter()
             for _ in range(rounds):
                 result = tracked.invoke({"messages": [("user", "hi")]})
