@@ -26,9 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import itertools
 import json
-import operator
 import random
 import statistics
 import sys
@@ -37,13 +35,10 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from langgraph.graph import END, START, StateGraph
-from typing_extensions import TypedDict
+from langchain_core.messages import HumanMessage
 
 from agent_usage import Budget, EventLog, read_events, track_usage
 from agent_usage._budget import CallInfo
@@ -52,39 +47,9 @@ from agent_usage._pricing import default_pricer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/gen_log.py, if present
 
+from overhead import one_node_graph  # the graph bench/overhead.py measures
+
 BUDGET = Budget(session_usd=1e9, day_usd=1e9)
-
-
-class State(TypedDict):
-    messages: Annotated[list[BaseMessage], operator.add]
-
-
-def build_graph() -> Any:
-    """bench/overhead.py's one-node graph: a fake model answering with Anthropic-style usage."""
-    reply = AIMessage(
-        content="ok",
-        response_metadata={
-            "model_name": "claude-sonnet-4-5-20250929",
-            "model_provider": "anthropic",
-        },
-        usage_metadata={
-            "input_tokens": 1200,
-            "output_tokens": 80,
-            "total_tokens": 1280,
-            "input_token_details": {"cache_read": 1000, "ephemeral_5m_input_tokens": 100},
-            "output_token_details": {"reasoning": 20},
-        },
-    )
-    model = GenericFakeChatModel(messages=itertools.repeat(reply))
-
-    async def call_model(state: State) -> dict[str, Any]:
-        return {"messages": [await model.ainvoke(state["messages"])]}
-
-    g = StateGraph(State)
-    g.add_node("model", call_model)
-    g.add_edge(START, "model")
-    g.add_edge("model", END)
-    return g.compile()
 
 
 async def timed(fn: Callable[[], Awaitable[Any]], n: int) -> float:
@@ -149,7 +114,7 @@ async def _append(log: EventLog) -> None:
 
 
 async def per_call(invokes: int, rounds: int) -> None:
-    graph = build_graph()
+    graph = one_node_graph()
     inputs = {"messages": [HumanMessage("hi")]}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "events.jsonl"

@@ -1,4 +1,4 @@
-"""Shared by the exporter tests: a two-model event, loopback receivers, a collector that is down."""
+"""Shared by the exporter tests: a two-model event, a loopback receiver, a dead collector."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 __all__ = ["EVENT", "Capture", "black_hole", "closed_port"]
@@ -62,6 +65,13 @@ EVENT: dict[str, Any] = {
 }
 
 
+# OTLP/HTTP path -> the request message posted there.
+_OTLP: dict[str, Any] = {
+    "/v1/metrics": ExportMetricsServiceRequest,
+    "/v1/traces": ExportTraceServiceRequest,
+}
+
+
 def closed_port() -> int:
     """A loopback port nothing listens on: connections are refused at once."""
     with socket.socket() as s:
@@ -81,37 +91,44 @@ def black_hole() -> Iterator[str]:
 
 
 class Capture:
-    """A local receiver for both wires: PostHog `/batch/` JSON and OTLP `/v1/traces` protobuf.
+    """A local receiver for both wires: PostHog `/batch/` JSON and OTLP/HTTP protobuf.
 
-    `posthog` holds the generations, `spans` the decoded spans, `metric_posts`
-    how many OTLP metric requests arrived.
+    `posts` holds the PostHog batches as posted (`events` their generations),
+    `requests` the decoded OTLP requests by path (`spans` their spans),
+    `attempts` every POST. The first `fail_first` posts are answered 503.
     """
 
-    def __init__(self) -> None:
-        self.posthog: list[dict[str, Any]] = []
-        self.spans: list[Any] = []
-        self.metric_posts = 0
+    def __init__(self, fail_first: int = 0) -> None:
+        self.posts: list[dict[str, Any]] = []
+        self.requests: dict[str, list[Any]] = {path: [] for path in _OTLP}
+        self.attempts = 0
+        self.fail_first = fail_first
         capture = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                capture.attempts += 1
+                if capture.attempts <= capture.fail_first:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
                 if self.path == "/batch/":
-                    capture.posthog.extend(json.loads(body)["batch"])
-                elif self.path == "/v1/traces":
-                    request = ExportTraceServiceRequest()
-                    request.ParseFromString(body)
-                    for rs in request.resource_spans:
-                        for ss in rs.scope_spans:
-                            capture.spans.extend(ss.spans)
-                elif self.path == "/v1/metrics":
-                    capture.metric_posts += 1
+                    capture.posts.append(json.loads(body))
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(b'{"status": 1}')
+                    return
+                assert self.path in _OTLP, self.path
+                message = _OTLP[self.path]()
+                message.ParseFromString(body)
+                capture.requests[self.path].append(message)
                 self.send_response(200)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "application/x-protobuf")
                 self.end_headers()
-                self.wfile.write(b"{}")
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -124,6 +141,22 @@ class Capture:
         """Stop serving."""
         self.server.shutdown()
         self.server.server_close()
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """The PostHog events received, in order."""
+        return [e for post in self.posts for e in post["batch"]]
+
+    @property
+    def spans(self) -> list[Any]:
+        """The OTLP spans received, in order."""
+        return [
+            s
+            for request in self.requests["/v1/traces"]
+            for rs in request.resource_spans
+            for ss in rs.scope_spans
+            for s in ss.spans
+        ]
 
     def span_invoke_ids(self) -> list[str]:
         """The `agent_usage.invoke_id` of every span received."""

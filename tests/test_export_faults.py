@@ -135,7 +135,7 @@ def test_exporter_made_before_fork_delivers_from_the_child(kind: str, capture: C
     """
     result, _ = run_child(kind, body, capture.url)
     if kind == "posthog":
-        received = [g["properties"]["$ai_trace_id"] for g in capture.posthog]
+        received = [g["properties"]["$ai_trace_id"] for g in capture.events]
     else:
         received = capture.span_invoke_ids()
     expected = ["parent-0", "parent-1", *(f"child-{i}" for i in range(200))]

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from export_helpers import EVENT
 from langchain_core.messages import AIMessage
-from langgraph.graph import END, START, MessagesState, StateGraph
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
@@ -18,6 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as semconv_metrics
 from opentelemetry.trace import StatusCode
+from providers.expect import one_node_graph
 
 from agent_usage import EventLog, read_events, track_usage
 from agent_usage.exporters import OTelExporter
@@ -221,12 +221,8 @@ def test_tracked_langgraph_invoke_reaches_the_sdk(sdk: Sdk, tmp_path: Path) -> N
         model_name="claude-haiku-4-5",
         provider="anthropic",
     )
-    graph = StateGraph(MessagesState)
-    graph.add_node("model", lambda s: {"messages": [model.invoke(s["messages"])]})
-    graph.add_edge(START, "model")
-    graph.add_edge("model", END)
     with EventLog(tmp_path / "events.jsonl") as log:
-        agent = track_usage(graph.compile(), log, session_id="s", exporters=[sdk.exporter])
+        agent = track_usage(one_node_graph(model), log, session_id="s", exporters=[sdk.exporter])
         agent.invoke({"messages": [("user", "hello")]})
     assert sdk.exporter.flush(5)
     (event,) = read_events(tmp_path / "events.jsonl", types={"llm_usage"})
@@ -286,11 +282,7 @@ def test_recorded_on_the_callers_thread_without_a_queue_of_ours(sdk: Sdk) -> Non
 def test_invoke_span_nests_under_the_applications_current_span(sdk: Sdk, tmp_path: Path) -> None:
     """The invoke_agent span of a tracked invoke is a child of the caller's active span."""
     model = ScriptedChatModel(script=[AIMessage(content="hi", usage_metadata=um(10, 2))])
-    graph = StateGraph(MessagesState)
-    graph.add_node("model", lambda s: {"messages": [model.invoke(s["messages"])]})
-    graph.add_edge(START, "model")
-    graph.add_edge("model", END)
-    agent = track_usage(graph.compile(), None, exporters=[sdk.exporter])
+    agent = track_usage(one_node_graph(model), None, exporters=[sdk.exporter])
     tracer = sdk.tracers.get_tracer("the-application")
     with tracer.start_as_current_span("handle_request") as request:
         agent.invoke({"messages": [("user", "hello")]})

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import gzip
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-
 import pytest
-from export_helpers import EVENT
+from export_helpers import EVENT, Capture
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsServiceRequest,
-)
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -24,44 +15,9 @@ from agent_usage.exporters import OTelExporter
 from agent_usage.exporters import _otel_names as names
 
 
-class Receiver:
-    """A local OTLP/HTTP receiver: keeps each decoded request by path."""
-
-    def __init__(self) -> None:
-        self.requests: dict[str, list[Any]] = {"/v1/metrics": [], "/v1/traces": []}
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                kind: dict[str, Any] = {
-                    "/v1/metrics": ExportMetricsServiceRequest,
-                    "/v1/traces": ExportTraceServiceRequest,
-                }
-                message = kind[self.path]()
-                message.ParseFromString(body)
-                receiver.requests[self.path].append(message)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_otlp_http_wire_path() -> None:
     """Over OTLP/HTTP to a local receiver, the protobuf holds our metrics and span."""
-    receiver = Receiver()
+    receiver = Capture()
     try:
         reader = PeriodicExportingMetricReader(
             OTLPMetricExporter(endpoint=f"{receiver.url}/v1/metrics", timeout=5),
@@ -118,7 +74,7 @@ def test_otlp_http_wire_path() -> None:
 
 def test_otlp_http_counts_what_the_receiver_took() -> None:
     """An exporter built by otlp_http counts the spans and metric exports the endpoint took."""
-    receiver = Receiver()
+    receiver = Capture()
     try:
         exporter = OTelExporter.otlp_http(receiver.url, timeout=5)
         for i in range(3):
@@ -127,15 +83,8 @@ def test_otlp_http_counts_what_the_receiver_took() -> None:
         assert exporter.shutdown(10)
     finally:
         receiver.close()
-    spans = [
-        s
-        for request in receiver.requests["/v1/traces"]
-        for rs in request.resource_spans
-        for ss in rs.scope_spans
-        for s in ss.spans
-    ]
     stats = exporter.stats
-    assert stats["sent"] == len(spans) == 3
+    assert stats["sent"] == len(receiver.spans) == 3
     assert stats["metric_exports_sent"] == len(receiver.requests["/v1/metrics"]) >= 1
     assert (stats["failed"], stats["dropped"], stats["pending"]) == (0, 0, 0)
     assert stats["metrics_covered"] == 3

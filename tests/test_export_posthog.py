@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import gzip
-import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from export_helpers import Capture
 
 from agent_usage.exporters import PostHogExporter
 from agent_usage.exporters.posthog import generation_properties
@@ -161,56 +158,14 @@ def test_one_generation_per_model_sharing_the_trace() -> None:
     assert {p["$ai_trace_id"] for _, p in gens} == {"inv-1"}
 
 
-class Receiver:
-    """A local PostHog capture endpoint: decodes `/batch/` posts; may fail the first N."""
-
-    def __init__(self, fail_first: int = 0) -> None:
-        self.posts: list[dict[str, Any]] = []
-        self.attempts = 0
-        self.fail_first = fail_first
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.attempts += 1
-                if receiver.attempts <= receiver.fail_first:
-                    self.send_response(503)
-                    self.end_headers()
-                    return
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                assert self.path == "/batch/"
-                receiver.posts.append(json.loads(body))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(b'{"status": 1}')
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def events(self) -> list[dict[str, Any]]:
-        return [e for post in self.posts for e in post["batch"]]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
+def receiver() -> Iterator[Capture]:
+    r = Capture()
     yield r
     r.close()
 
 
-def test_sent_through_the_posthog_client(receiver: Receiver) -> None:
+def test_sent_through_the_posthog_client(receiver: Capture) -> None:
     """Events reach /batch/ with the api key, $ai_generation properties and distinct ids."""
     exporter = PostHogExporter("phc_key", host=receiver.url)
     two = event({"gpt-4o": row("openai", 50, 5), "claude-haiku-4-5": row("anthropic", 70, 7)})
@@ -236,7 +191,7 @@ def test_sent_through_the_posthog_client(receiver: Receiver) -> None:
     assert exporter.stats == {"handed": 4, "sent": 4, "failed": 0, "dropped": 0, "pending": 0}
 
 
-def test_replayed_event_keeps_its_uuid(receiver: Receiver) -> None:
+def test_replayed_event_keeps_its_uuid(receiver: Capture) -> None:
     """The same llm_usage event sent twice has the same $ai_generation uuid (PostHog dedupes)."""
     exporter = PostHogExporter("k", host=receiver.url, distinct_id_key="app")
     e = event({"gpt-4o": row("openai", 50, 5)})
@@ -250,7 +205,7 @@ def test_replayed_event_keeps_its_uuid(receiver: Receiver) -> None:
 
 def test_failed_posts_are_retried_until_all_arrive() -> None:
     """The receiver fails the first two posts; the client backs off, retries, loses nothing."""
-    receiver = Receiver(fail_first=2)
+    receiver = Capture(fail_first=2)
     try:
         exporter = PostHogExporter("k", host=receiver.url, max_retries=3)
         for i in range(5):
@@ -274,7 +229,7 @@ def test_failed_posts_are_retried_until_all_arrive() -> None:
 
 def test_gives_up_after_max_retries_and_counts() -> None:
     """A post that keeps failing is counted in `failed`, never in `sent`."""
-    receiver = Receiver(fail_first=10**6)
+    receiver = Capture(fail_first=10**6)
     try:
         exporter = PostHogExporter("k", host=receiver.url, max_retries=0)
         exporter.export(event({"gpt-4o": row("openai", 10, 1)}))
@@ -288,7 +243,7 @@ def test_gives_up_after_max_retries_and_counts() -> None:
 
 def test_sent_is_what_the_endpoint_took() -> None:
     """Posts the receiver refused count as failed; `sent` equals what it stored."""
-    receiver = Receiver(fail_first=1)
+    receiver = Capture(fail_first=1)
     try:
         # One event per post: the first post fails for good, the others arrive.
         exporter = PostHogExporter(
@@ -305,7 +260,7 @@ def test_sent_is_what_the_endpoint_took() -> None:
         receiver.close()
 
 
-def test_events_after_shutdown_are_dropped_not_sent(receiver: Receiver) -> None:
+def test_events_after_shutdown_are_dropped_not_sent(receiver: Capture) -> None:
     """After shutdown the client refuses events: counted dropped, nothing posted."""
     exporter = PostHogExporter("k", host=receiver.url)
     assert exporter.shutdown(5)
@@ -314,7 +269,7 @@ def test_events_after_shutdown_are_dropped_not_sent(receiver: Receiver) -> None:
     assert receiver.events == []
 
 
-def test_a_client_you_pass_is_flushed_not_shut_down(receiver: Receiver) -> None:
+def test_a_client_you_pass_is_flushed_not_shut_down(receiver: Capture) -> None:
     """With your own client, delivery is its business: sent/failed are None, not guesses."""
     from posthog import Posthog
 

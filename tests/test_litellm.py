@@ -17,6 +17,7 @@ from typing import Any
 
 import litellm
 import pytest
+from logs import usage_events
 from providers import AnthropicServer, OpenAIServer, Reply
 from providers.expect import numbers
 from providers.litellm_support import (
@@ -25,7 +26,6 @@ from providers.litellm_support import (
     FailureSeen,
     call_kwargs,
     litellm_state,  # noqa: F401  (LITELLM_MARKS uses it)
-    logged,
     register,
     run_call,
     wait_for,
@@ -154,11 +154,11 @@ def test_one_event_per_call(
         call_kwargs(server, shape.model),
         stream=stream,
         is_async=is_async,
-        until=lambda: len(logged(path)) >= 1,
+        until=lambda: len(usage_events(path)) >= 1,
         drain=True,  # then LiteLLM has nothing left to report: a second report is logged
     )
 
-    [event] = logged(path)
+    [event] = usage_events(path)
     assert numbers(event) == shape.expected
     assert event["status"] == "ok"
     assert event["llm_calls"] == 1
@@ -180,8 +180,8 @@ def test_session_from_call_metadata(tmp_path: Path, openai_server: OpenAIServer)
     litellm.completion(**kwargs, metadata={"session_id": "user-7"})
     litellm.completion(**kwargs)
 
-    wait_for(lambda: len(logged(path)) == 2)
-    assert sorted(e["session_id"] for e in logged(path)) == ["default-session", "user-7"]
+    wait_for(lambda: len(usage_events(path)) == 2)
+    assert sorted(e["session_id"] for e in usage_events(path)) == ["default-session", "user-7"]
 
 
 def test_metadata_and_invoke_id(tmp_path: Path, openai_server: OpenAIServer) -> None:
@@ -192,8 +192,8 @@ def test_metadata_and_invoke_id(tmp_path: Path, openai_server: OpenAIServer) -> 
 
     response = litellm.completion(**call_kwargs(openai_server, "openai/gpt-5-mini"))
 
-    wait_for(lambda: len(logged(path)) == 1)
-    [event] = logged(path)
+    wait_for(lambda: len(usage_events(path)) == 1)
+    [event] = usage_events(path)
     assert event["metadata"] == {"app": "billing"}
     assert event["invoke_id"] == response._hidden_params["litellm_call_id"]
     assert event["session_id"] is None
@@ -221,7 +221,7 @@ def test_http_error_reaches_caller_and_logs_nothing(
             until=lambda: after.calls > 0,
         )
 
-    assert logged(path) == []
+    assert usage_events(path) == []
     assert logger.failures == {}
 
 
@@ -240,10 +240,10 @@ def test_interrupted_stream_logs_error_with_reported_usage(
             call_kwargs(truncated_anthropic, "anthropic/claude-sonnet-4-6"),
             stream=True,
             is_async=is_async,
-            until=lambda: len(logged(path)) == 1,
+            until=lambda: len(usage_events(path)) == 1,
         )
 
-    [event] = logged(path)
+    [event] = usage_events(path)
     assert event["status"] == "error"
     # The input side as message_start reported it; the output is LiteLLM's count of the
     # text delivered before the cut (the provider never sent a final count).
@@ -271,9 +271,9 @@ def test_posthog_generation_has_cache_reasoning_and_cost(
     register(UsageLogger(EventLog(path), session_id="s1", prices=PRICES))
     litellm.completion(**call_kwargs(servers["openai"], SHAPES[0].model))
     litellm.completion(**call_kwargs(servers["anthropic"], SHAPES[1].model))
-    wait_for(lambda: len(logged(path)) == 2)
+    wait_for(lambda: len(usage_events(path)) == 2)
 
-    props = {model: p for event in logged(path) for model, p in generation_properties(event)}
+    props = {model: p for event in usage_events(path) for model, p in generation_properties(event)}
     openai = props["gpt-5-mini"]
     assert openai["$ai_input_tokens"] == 1200
     assert openai["$ai_output_tokens"] == 400

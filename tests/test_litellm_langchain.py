@@ -19,6 +19,7 @@ from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
 from langchain_litellm import ChatLiteLLM
+from logs import usage_events
 from providers import AnthropicServer, OpenAIServer, Reply, ToolCall
 from providers.expect import numbers
 from providers.litellm_support import (
@@ -26,7 +27,6 @@ from providers.litellm_support import (
     PRICES,
     asettle,
     litellm_state,  # noqa: F401  (LITELLM_MARKS uses it)
-    logged,
     settle,
     wait_for,
 )
@@ -155,7 +155,7 @@ def test_chatlitellm_agent_counts_exactly_once(
     # wrote of its own for a ChatLiteLLM call would be in the log.
     run_agent(track_usage(agent, log, prices=PRICES), is_async=is_async)
 
-    [event] = logged(path)
+    [event] = usage_events(path)
     assert numbers(event) == want
     assert event["llm_calls"] == 2
     assert event["llm_calls_without_usage"] == 0
@@ -210,7 +210,7 @@ def test_litellm_call_in_a_tool_is_counted_once_in_the_invoke(
 
     run_agent(track_usage(agent, log, session_id="s1", prices=PRICES), is_async=is_async)
 
-    [event] = logged(path)
+    [event] = usage_events(path)
     assert event["session_id"] == "s1"
     assert event["llm_calls"] == 3
     helper_row = {
@@ -242,10 +242,10 @@ def test_direct_calls_in_a_tracking_block_are_one_event_each(
                 api_base=anthropic_server.url,
                 api_key="sk-test",
             )
-    wait_for(lambda: len(logged(path)) >= 2)
+    wait_for(lambda: len(usage_events(path)) >= 2)
     settle()  # a second report of either call would be in the log now
 
-    events = logged(path)
+    events = usage_events(path)
     assert len(events) == 2
     assert {e["session_id"] for e in events} == {"block"}
     assert all(e["cache_creation_1h_input_tokens"] == 400 for e in events)
@@ -274,9 +274,9 @@ def test_call_reported_after_its_invoke_ended_is_not_lost(
         return str(response.choices[0].message.content)
 
     track_usage(RunnableLambda(ask), log, prices=PRICES).invoke("tides?")
-    wait_for(lambda: len(logged(path)) >= 1)
+    wait_for(lambda: len(usage_events(path)) >= 1)
     settle()  # were the call counted twice (its own event and the invoke's), both are in
 
-    [event] = logged(path)
+    [event] = usage_events(path)
     assert event["input_tokens"] == 1620
     assert event["cache_creation_1h_input_tokens"] == 400

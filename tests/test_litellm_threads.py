@@ -17,6 +17,7 @@ from typing import Any
 
 import litellm
 import pytest
+from logs import usage_events
 from providers import AnthropicServer, OpenAIServer, Reply
 from providers.litellm_support import (
     LITELLM_MARKS,
@@ -26,7 +27,6 @@ from providers.litellm_support import (
     await_for,
     call_kwargs,
     litellm_state,  # noqa: F401  (LITELLM_MARKS uses it)
-    logged,
     register,
     run_call,
     wait_for,
@@ -143,16 +143,16 @@ def test_concurrent_calls_never_mix(tmp_path: Path, anthropic_server: AnthropicS
             *[litellm.acompletion(**kwargs, metadata={"session_id": f"a{i}"}) for i in range(n)]
         )
         # LiteLLM logs these in tasks on this loop: wait for them before it closes.
-        await await_for(lambda: sum(e["session_id"][0] == "a" for e in logged(path)) == n)
+        await await_for(lambda: sum(e["session_id"][0] == "a" for e in usage_events(path)) == n)
 
     for t in threads:
         t.start()
     asyncio.run(tasks())
     for t in threads:
         t.join(WAIT_S)
-    wait_for(lambda: len(logged(path)) == 2 * n)
+    wait_for(lambda: len(usage_events(path)) == 2 * n)
 
-    events = logged(path)
+    events = usage_events(path)
     assert sorted(e["session_id"] for e in events) == sorted(
         [f"t{i}" for i in range(n)] + [f"a{i}" for i in range(n)]
     )

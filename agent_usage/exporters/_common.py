@@ -1,9 +1,11 @@
-"""What both exporters share: the install hint, delivery counters, deadlines, fork safety.
+"""What both exporters share: event readers, the install hint, counters, deadlines, fork safety.
 
 The exporters hold no queue or thread of their own: the OpenTelemetry SDK's
 processors and the posthog client already queue, batch, retry and drop. What is
 left to share is small:
 
+- `models_of`, `positive_int`: an event's per-model rows and its counts, read
+  leniently (an exporter never raises on a malformed event).
 - `missing_extra`: the ImportError that names the extra to install.
 - `Counters`: what an exporter handed on, what the endpoint took, what it did
   not and why; thread-safe, each failure cause logged once. Counters are reset
@@ -20,12 +22,29 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-__all__ = ["Counters", "missing_extra", "reset_after_fork", "within"]
+__all__ = ["Counters", "missing_extra", "models_of", "positive_int", "reset_after_fork", "within"]
 
 logger = logging.getLogger("agent_usage.exporters")
+
+
+def models_of(event: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The event's per-model rows (the whole event as one row when it has none)."""
+    models = event.get("models")
+    if isinstance(models, Mapping) and models:
+        return {str(k): v for k, v in models.items() if isinstance(v, Mapping)}
+    # An event without a breakdown: the whole event is one model's share.
+    return {str(event.get("model") or "unknown"): event}
+
+
+def positive_int(row: Mapping[str, Any], key: str) -> int:
+    """row[key] when it is a positive int (never a bool), else 0."""
+    value = row.get(key)
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return 0
 
 
 def missing_extra(extra: str, exc: ImportError) -> ImportError:

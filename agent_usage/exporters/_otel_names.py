@@ -36,8 +36,6 @@ __all__ = [
     "INSTRUMENTS",
     "Instrument",
     "model_attributes",
-    "models_of",
-    "positive_int",
     "provider_name",
     "timestamp_ns",
 ]
@@ -136,15 +134,6 @@ def provider_name(provider: str | None) -> str | None:
     return _PROVIDERS.get(provider.lower(), provider.lower())
 
 
-def models_of(event: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """The event's per-model rows (the whole event as one row when it has none)."""
-    models = event.get("models")
-    if isinstance(models, Mapping) and models:
-        return {str(k): v for k, v in models.items() if isinstance(v, Mapping)}
-    # An event without a breakdown: the whole event is one model's share.
-    return {str(event.get("model") or "unknown"): event}
-
-
 def model_attributes(model: str, provider: Any) -> dict[str, Any]:
     """The semconv attributes of one model's `chat` data points."""
     attrs: dict[str, Any] = {
@@ -156,14 +145,6 @@ def model_attributes(model: str, provider: Any) -> dict[str, Any]:
     if name:
         attrs[GEN_AI_PROVIDER_NAME] = name
     return attrs
-
-
-def positive_int(row: Mapping[str, Any], key: str) -> int:
-    """row[key] when it is a positive int (never a bool), else 0."""
-    value = row.get(key)
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    return 0
 
 
 def timestamp_ns(value: Any) -> int:

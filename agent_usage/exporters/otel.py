@@ -44,7 +44,7 @@ import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._common import Counters, missing_extra, within
+from ._common import Counters, missing_extra, models_of, positive_int, within
 from ._otel_names import (
     COST_BUCKETS,
     DETAIL_TYPE,
@@ -64,8 +64,6 @@ from ._otel_names import (
     TOKEN_BUCKETS,
     Instrument,
     model_attributes,
-    models_of,
-    positive_int,
     provider_name,
     timestamp_ns,
 )

@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from ._common import Counters, missing_extra, within
+from ._common import Counters, missing_extra, models_of, positive_int, within
 
 __all__ = ["PostHogExporter", "generation_properties", "is_anthropic"]
 
@@ -57,9 +57,6 @@ def is_anthropic(provider: str | None, model: str | None) -> bool:
 
 def generation_properties(event: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """The `$ai_generation` events for one `llm_usage` event: (model, properties) pairs."""
-    models = event.get("models")
-    if not isinstance(models, Mapping) or not models:
-        models = {str(event.get("model") or "unknown"): event}
     status = str(event.get("status") or "ok")
     common: dict[str, Any] = {}
     metadata = event.get("metadata")
@@ -78,35 +75,33 @@ def generation_properties(event: Mapping[str, Any]) -> list[tuple[str, dict[str,
         common["agent_usage_event_id"] = str(event["event_id"])
 
     out: list[tuple[str, dict[str, Any]]] = []
-    for model, row in models.items():
-        if not isinstance(row, Mapping):
-            continue
+    for model, row in models_of(event).items():
         provider = row.get("provider")
         provider = provider if isinstance(provider, str) else None
         props = dict(common)
-        props["$ai_model"] = str(model)
+        props["$ai_model"] = model
         if provider:
             props["$ai_provider"] = provider
-        input_tokens = _int(row, "input_tokens")
-        cache_read = _int(row, "cache_read_input_tokens")
-        cache_creation = _int(row, "cache_creation_input_tokens")
-        if is_anthropic(provider, str(model)):
+        input_tokens = positive_int(row, "input_tokens")
+        cache_read = positive_int(row, "cache_read_input_tokens")
+        cache_creation = positive_int(row, "cache_creation_input_tokens")
+        if is_anthropic(provider, model):
             input_tokens = max(0, input_tokens - cache_read - cache_creation)
         props["$ai_input_tokens"] = input_tokens
-        props["$ai_output_tokens"] = _int(row, "output_tokens")
+        props["$ai_output_tokens"] = positive_int(row, "output_tokens")
         for key, prop in _DETAILS:
-            value = _int(row, key)
+            value = positive_int(row, key)
             if value:
                 props[prop] = value
-        one_hour = _int(row, "cache_creation_1h_input_tokens")
+        one_hour = positive_int(row, "cache_creation_1h_input_tokens")
         if one_hour and cache_creation >= one_hour:
             props["$ai_cache_creation_1h_input_tokens"] = one_hour
             props["$ai_cache_creation_5m_input_tokens"] = cache_creation - one_hour
         cost = row.get("cost_usd")
         if isinstance(cost, (int, float)) and not isinstance(cost, bool):
             props["$ai_total_cost_usd"] = float(cost)
-        props["agent_usage_llm_calls"] = _int(row, "llm_calls")
-        out.append((str(model), props))
+        props["agent_usage_llm_calls"] = positive_int(row, "llm_calls")
+        out.append((model, props))
     return out
 
 
@@ -293,10 +288,3 @@ class PostHogExporter:
         if event.get("session_id") is not None:
             return str(event["session_id"]), True
         return str(event.get("invoke_id") or event.get("event_id") or "agent-usage"), False
-
-
-def _int(row: Mapping[str, Any], key: str) -> int:
-    value = row.get(key)
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    return 0

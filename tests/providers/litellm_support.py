@@ -16,7 +16,6 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_for_futures
-from pathlib import Path
 from typing import Any
 
 import litellm
@@ -26,7 +25,6 @@ from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
 from litellm.litellm_core_utils.thread_pool_executor import executor as logging_pool
 from waits import TIMEOUT_S, await_until, wait_until
 
-from agent_usage import read_events
 from agent_usage.integrations.litellm import UsageLogger
 
 # litellm 1.110's own warnings (a module it imports on first call makes pydantic warn;
@@ -119,10 +117,6 @@ def call_kwargs(server: Any, model: str, **extra: Any) -> dict[str, Any]:
         "num_retries": 0,
         **extra,
     }
-
-
-def logged(path: Path) -> list[dict[str, Any]]:
-    return list(read_events(path, types={"llm_usage"})) if path.exists() else []
 
 
 def wait_for(check: Callable[[], bool], timeout: float = WAIT_S) -> None:
