@@ -257,11 +257,9 @@ class Aggregate:
             sums = self._groups[key] = new_sums()
         return sums
 
-    def load(self, key: Any, sums: _Sums, statuses: Mapping[str | None, int] | None) -> None:
+    def load(self, key: Any, sums: _Sums) -> None:
         """Add a group's sums computed elsewhere (the DuckDB engine)."""
         _merge(self._sums(key), sums)
-        if statuses:
-            self._statuses.update(statuses)
 
     def load_malformed(self, events: int) -> None:
         """Count malformed events found elsewhere (the DuckDB engine)."""
@@ -319,7 +317,7 @@ def feed_all(aggregates: Iterable[Aggregate], source: EventSource) -> None:
     aggs = list(aggregates)
     for agg in aggs:
         agg._sources.append(source)
-    if source.engine == "duckdb":
+    if source.engine == "duckdb" and source.reprice is None:  # re-pricing needs Python
         from ._engine_duckdb import aggregate
 
         aggregate(source, aggs)
