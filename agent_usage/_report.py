@@ -5,9 +5,9 @@ never with the number of events. Every event goes through the one validity rule 
 `_engine_python` first (a line it refuses is counted in `malformed` and summed by no
 grouping), so the totals of `report`, every `report --by` and the dashboard agree.
 
-Per event the work is one typed decode (in C) and a list append; each group sums a
-batch of records column-wise (C-level `sum` over an `attrgetter`) when it holds
-`_FOLD_AT` of them. Day and hour keys come from the timestamp converted to UTC.
+Per event the work is one typed decode (in C) and its fields added to its group's
+running sums at once (see `_add`). Day and hour keys come from the timestamp
+converted to UTC.
 
 With `engine="duckdb"` the same sums come from SQL (`_engine_duckdb`) into the same
 `Aggregate`. How rows look (table, CSV, JSON) lives with the CLI.
