@@ -273,6 +273,10 @@ class Aggregate:
         """By model: add the whole-event total computed elsewhere."""
         _merge(self._total, sums)
 
+    def __len__(self) -> int:
+        """The number of groups: the rows `rows()` returns without `top`."""
+        return len(self._groups)
+
     def rows(self, *, top: int | None = None) -> list[Row]:
         """The groups in their public shape.
 
