@@ -145,9 +145,14 @@ class EventSource:
         yield out
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        for _, e in self.pairs():
+            yield e
+
+    def pairs(self) -> Iterator[tuple[UsageEvent, dict[str, Any]]]:
+        """The valid events as (typed record, event dict) pairs; only the dict is re-priced."""
         bounded = self.since is not None or self.until is not None
         reprice = self.reprice
         for ev, e in self.reader.dicts():
             if bounded and not self._in_range(ev):
                 continue
-            yield reprice(e) if reprice is not None else e
+            yield ev, (reprice(e) if reprice is not None else e)
