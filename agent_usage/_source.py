@@ -98,9 +98,6 @@ class EventSource:
             raise ValueError(f"unknown engine {engine!r}: use python or duckdb")
         self.since = _bound(since)
         self.until = _bound(until, end=True)
-        self.lo = parse_bound(since)
-        self.hi = parse_bound(until, end=True)
-        self.prices = prices
         self.reprice: Any = None
         if prices is not None:
             from ._repricing import repricer
