@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from itertools import islice
 from typing import Any, Literal
 
 from ._format import printable
@@ -23,8 +22,6 @@ from ._report import Aggregate, BoundArg, EventSource, Row
 __all__ = ["Breach", "CheckResult", "check"]
 
 BreachKind = Literal["session_usd", "day_usd", "without_usage", "unpriced"]
-
-_BATCH = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +84,6 @@ def _limit(name: str, value: float | None, *, percent: bool = False) -> None:
         raise ValueError(f"{name} must be {bounds}, got {value!r}")
 
 
-def _batches(events: Iterable[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
-    it = iter(events)
-    while batch := list(islice(it, _BATCH)):
-        yield batch
-
-
 def check(
     paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
@@ -139,10 +130,11 @@ def check(
         wanted["model"] = Aggregate(by="model")
     result = CheckResult()
     for source in sources:
-        for batch in _batches(source):
+        # The typed records: one decode per line, checked once for every aggregate.
+        for batch in source.records():
             result.events += len(batch)
             for agg in wanted.values():
-                agg.feed(batch)
+                agg.feed_records(batch)
         result.skipped += source.skipped
     result.malformed = max((agg.malformed for agg in wanted.values()), default=0)
     if session_usd is not None:

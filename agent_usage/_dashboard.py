@@ -13,7 +13,6 @@ other tools.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from itertools import islice
@@ -50,23 +49,20 @@ class Dashboard:
 
     def __init__(self, events: Iterable[Mapping[str, Any]] | EventSource) -> None:
         aggs = {by: Aggregate(by=by) for by in ("model", "session", "day", "hour")}
-        status: Counter[str] = Counter()
         if isinstance(events, EventSource):
             # One read and one typed decode for all four (or one DuckDB scan).
             feed_all(aggs.values(), events)
-            status.update(aggs["day"].statuses)
         else:
             it = iter(events)
             while chunk := list(islice(it, _CHUNK)):
                 for agg in aggs.values():
                     agg.feed(chunk)
-            status.update(aggs["day"].statuses)
         self.total = aggs["day"].total_row()
         self.by_model = aggs["model"].rows()
         self.by_session = aggs["session"].rows()
         self.by_day = aggs["day"].rows()
         self.by_hour = aggs["hour"].rows()
-        self.status = dict(status)
+        self.status = aggs["day"].statuses
         self.malformed = aggs["day"].malformed
 
     @property

@@ -144,12 +144,7 @@ def _money(j: str) -> str:
 
 
 def aggregate(source: EventSource, aggs: Sequence[Aggregate]) -> None:
-    """Fill `aggs` from `source` in one scan (re-pricing needs Python: it falls back)."""
-    if source.reprice is not None:
-        for batch in source.records():
-            for agg in aggs:
-                agg.feed_records(batch)
-        return
+    """Fill `aggs` from `source` in one scan (`feed_all` sums a re-priced source in Python)."""
     duckdb = require()
     con = duckdb.connect(":memory:")
     try:
@@ -285,9 +280,9 @@ def _load(rows: list[tuple[Any, ...]], sets: list[str], aggs: Sequence[Aggregate
             elif by == "label" and agg.by == "model":
                 without = _sums(ev_part)
                 if without[1]:
-                    agg.load(key, _only_without(without[1]), None)
+                    agg.load(key, _only_without(without[1]))
             elif agg.by == by:
-                agg.load(key, _sums(sh_part if by == "model" else ev_part), None)
+                agg.load(key, _sums(sh_part if by == "model" else ev_part))
 
 
 def _only_without(n: int) -> list[Any]:

@@ -164,8 +164,10 @@ def _nulls_dropped(event: Mapping[str, Any]) -> Mapping[str, Any]:
 # ---------------------------------------------------------------------------- files
 
 
-def expand_paths(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
-    """The files of one or more logs, oldest first per log, each file once.
+def expand_paths(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+) -> list[tuple[str, int]]:
+    """The files of one or more logs with their sizes, oldest first per log, each file once.
 
     A path stands for the log and its rotated siblings (as `read_events` reads it); a
     glob (`*`, `?`, `[`) for every log it matches, each with its siblings. A file that
@@ -178,7 +180,7 @@ def expand_paths(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    files: list[str] = []
+    files: list[tuple[str, int]] = []
     seen: set[tuple[int, int]] = set()
     for arg in paths:
         name = os.fspath(arg)
@@ -202,7 +204,7 @@ def expand_paths(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
                     raise OSError(errno.EINVAL, "not a regular file, cannot be an event log", f)
                 if (st.st_dev, st.st_ino) not in seen:
                     seen.add((st.st_dev, st.st_ino))
-                    files.append(f)
+                    files.append((f, st.st_size))
     return files
 
 
@@ -225,11 +227,12 @@ class LogFiles:
             self.path = os.fspath(paths)
         else:
             self.path = " ".join(os.fspath(p) for p in paths)
-        self.files = expand_paths(paths)
+        found = expand_paths(paths)
+        self.files = [f for f, _ in found]
         self.skipped = 0
         self.malformed = 0
         self.bytes_read = 0
-        self.bytes_total = sum(_size(f) for f in self.files)
+        self.bytes_total = sum(size for _, size in found)
         # Called after each chunk is read (the CLI's progress bar).
         self.on_chunk: Callable[[], None] | None = None
 
@@ -310,10 +313,3 @@ class LogFiles:
         if ev is None:
             self.malformed += 1
         return ev
-
-
-def _size(name: str) -> int:
-    try:
-        return os.stat(name).st_size
-    except FileNotFoundError:
-        return 0

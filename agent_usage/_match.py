@@ -157,15 +157,6 @@ class _Matcher:
                 pos = find(b"\n", i, end) + 1
         return [buf[s : find(b"\n", s)] for s in sorted(starts)]
 
-    def _lines(self, buf: bytes) -> tuple[list[bytes], bytes]:
-        """The lines of `buf` worth parsing and its unterminated end (prefer `feed`)."""
-        end = buf.rfind(b"\n") + 1
-        return self._split(buf, 0, end), buf[end:]
-
-    def _tail_event(self, rest: bytes) -> Iterator[dict[str, Any]]:
-        """The event in an unterminated end, if it is one (prefer `finish`)."""
-        return self._events([rest] if rest.strip() else [])
-
     def _events(self, lines: list[bytes]) -> Iterator[dict[str, Any]]:
         # One call per chunk, not per line: this loop is the reader's whole cost.
         wanted, since = self.types, self.since

@@ -224,7 +224,8 @@ class _Follower(_Matcher):
             except FileNotFoundError:
                 cur = None  # renamed (mid-rotation) or deleted
             if cur is not None and (cur.st_dev, cur.st_ino) == self._ident:
-                if os.fstat(self._file.fileno()).st_size < self._file.tell():
+                # `cur` is our open file's own stat: no fstat needed for its size.
+                if cur.st_size < self._file.tell():
                     # Truncated in place (copytruncate): start again from its beginning.
                     self._file.seek(0)
                     self.reset()

@@ -5,9 +5,9 @@ never with the number of events. Every event goes through the one validity rule 
 `_engine_python` first (a line it refuses is counted in `malformed` and summed by no
 grouping), so the totals of `report`, every `report --by` and the dashboard agree.
 
-Per event the work is one typed decode (in C) and a list append; each group sums a
-batch of records column-wise (C-level `sum` over an `attrgetter`) when it holds
-`_FOLD_AT` of them. Day and hour keys come from the timestamp converted to UTC.
+Per event the work is one typed decode (in C) and its fields added to its group's
+running sums at once (see `_add`). Day and hour keys come from the timestamp
+converted to UTC.
 
 With `engine="duckdb"` the same sums come from SQL (`_engine_duckdb`) into the same
 `Aggregate`. How rows look (table, CSV, JSON) lives with the CLI.
@@ -257,11 +257,9 @@ class Aggregate:
             sums = self._groups[key] = new_sums()
         return sums
 
-    def load(self, key: Any, sums: _Sums, statuses: Mapping[str | None, int] | None) -> None:
+    def load(self, key: Any, sums: _Sums) -> None:
         """Add a group's sums computed elsewhere (the DuckDB engine)."""
         _merge(self._sums(key), sums)
-        if statuses:
-            self._statuses.update(statuses)
 
     def load_malformed(self, events: int) -> None:
         """Count malformed events found elsewhere (the DuckDB engine)."""
@@ -274,6 +272,10 @@ class Aggregate:
     def load_total(self, sums: _Sums) -> None:
         """By model: add the whole-event total computed elsewhere."""
         _merge(self._total, sums)
+
+    def __len__(self) -> int:
+        """The number of groups: the rows `rows()` returns without `top`."""
+        return len(self._groups)
 
     def rows(self, *, top: int | None = None) -> list[Row]:
         """The groups in their public shape.
@@ -319,7 +321,7 @@ def feed_all(aggregates: Iterable[Aggregate], source: EventSource) -> None:
     aggs = list(aggregates)
     for agg in aggs:
         agg._sources.append(source)
-    if source.engine == "duckdb":
+    if source.engine == "duckdb" and source.reprice is None:  # re-pricing needs Python
         from ._engine_duckdb import aggregate
 
         aggregate(source, aggs)

@@ -98,9 +98,6 @@ class EventSource:
             raise ValueError(f"unknown engine {engine!r}: use python or duckdb")
         self.since = _bound(since)
         self.until = _bound(until, end=True)
-        self.lo = parse_bound(since)
-        self.hi = parse_bound(until, end=True)
-        self.prices = prices
         self.reprice: Any = None
         if prices is not None:
             from ._repricing import repricer
@@ -145,9 +142,14 @@ class EventSource:
         yield out
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        for _, e in self.pairs():
+            yield e
+
+    def pairs(self) -> Iterator[tuple[UsageEvent, dict[str, Any]]]:
+        """The valid events as (typed record, event dict) pairs; only the dict is re-priced."""
         bounded = self.since is not None or self.until is not None
         reprice = self.reprice
         for ev, e in self.reader.dicts():
             if bounded and not self._in_range(ev):
                 continue
-            yield reprice(e) if reprice is not None else e
+            yield ev, (reprice(e) if reprice is not None else e)

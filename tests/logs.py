@@ -1,4 +1,5 @@
-"""Test logs, written and read back: the event builders and reader the test files share.
+"""Test logs, written and read back: the event builders, reader and writer children the
+test files share.
 
 Every figure here is typed by hand, not taken from the library, so a test that
 compares against them checks the library rather than repeating it.
@@ -6,11 +7,18 @@ compares against them checks the library rather than repeating it.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from agent_usage import read_events
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # The token counts every `llm_usage` event carries, at its top level and per model.
 TOKEN_FIELDS = (
@@ -103,3 +111,12 @@ def one_model_event(
         "llm_calls_without_usage": without,
         "models": {model: row if provider is None else {"provider": provider, **row}},
     }
+
+
+def run_child(
+    code: str, *args: str, prefix: Sequence[str] = (), **kwargs: Any
+) -> subprocess.Popen[bytes]:
+    """Start a Python child running `code` with the package importable."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = [*prefix, sys.executable, "-c", textwrap.dedent(code), *args]
+    return subprocess.Popen(argv, env=env, **kwargs)

@@ -10,36 +10,23 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
-import textwrap
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from logs import usage_event
+from logs import run_child, usage_event
 from waits import PollCounter, await_until, wait_until
 
 from agent_usage import EventLog, afollow, follow, read_events
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def lines(path: Path) -> list[bytes]:
     return path.read_bytes().split(b"\n")[:-1]
-
-
-def run_child(
-    code: str, *args: str, prefix: Sequence[str] = (), **kwargs: Any
-) -> subprocess.Popen[bytes]:
-    """Start a Python child running `code` with the package importable."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    argv = [*prefix, sys.executable, "-c", textwrap.dedent(code), *args]
-    return subprocess.Popen(argv, env=env, **kwargs)
 
 
 # ---------------------------------------------------------------------------- writer

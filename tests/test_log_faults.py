@@ -9,28 +9,17 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
-import textwrap
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from logs import run_child
 from waits import TIMEOUT_S, PollCounter, wait_until
 
 from agent_usage import EventLog, _log, follow, read_events
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_child(code: str, *args: str, prefix: Sequence[str] = (), **kwargs: Any) -> Any:
-    """Start a Python child running `code` with the package importable."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    argv = [*prefix, sys.executable, "-c", textwrap.dedent(code), *args]
-    return subprocess.Popen(argv, env=env, **kwargs)
 
 
 def run_to_end(code: str, *args: str, timeout: float = 60, **kwargs: Any) -> str:
@@ -347,6 +336,7 @@ def test_a_held_rotation_lock_never_blocks_append(tmp_path: Path) -> None:
     """Another process holding `<path>.lock`: appends wait at most 0.5 s, then write anyway."""
     path = tmp_path / "events.jsonl"
     holder = run_child(HOLD_LOCK, f"{path}.lock", stdout=subprocess.PIPE)
+    assert holder.stdout is not None  # stdout=PIPE
     try:
         assert holder.stdout.readline() == b"held\n"
         child = run_child(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from typing import IO, Any
 
 from .._engine_python import LogFiles
@@ -28,7 +28,6 @@ __all__ = [
     "positive_int",
     "print_skip_note",
     "read_with_notes",
-    "with_progress",
 ]
 
 
@@ -142,27 +141,6 @@ def open_source(args: argparse.Namespace) -> EventSource:
         )
     except (ValueError, ImportError) as exc:
         raise CliError(str(exc)) from None
-
-
-def with_progress(
-    events: Iterable[dict[str, Any]], reader: LogFiles, stream: IO[str], *, every: int = 4096
-) -> Iterator[dict[str, Any]]:
-    """Pass `events` through, drawing a bar of bytes read on `stream` (a TTY)."""
-    total = max(reader.bytes_total, 1)
-    last = 0.0
-    for i, e in enumerate(events, 1):
-        if i % every == 0:
-            now = time.monotonic()
-            if now - last >= 0.2:
-                last = now
-                share = min(reader.bytes_read / total, 1.0)
-                bar = "#" * int(share * 30)
-                stream.write(f"\rreading [{bar:<30}] {share * 100:5.1f}%")
-                stream.flush()
-        yield e
-    if last:
-        stream.write("\r" + " " * 48 + "\r")
-        stream.flush()
 
 
 def read_with_notes(source: EventSource, sink: Callable[[EventSource], Any]) -> None:

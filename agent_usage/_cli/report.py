@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     agg = Aggregate(by=args.by)
     read_with_notes(source, agg.feed)
     rows = agg.rows(top=args.top)
-    hidden = len(agg.rows()) - len(rows) if args.top is not None else 0
+    hidden = len(agg) - len(rows)
     if args.format == "json":
         import orjson
 
