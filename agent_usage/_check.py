@@ -136,7 +136,7 @@ def check(
             for agg in wanted.values():
                 agg.feed_records(batch)
         result.skipped += source.skipped
-    result.malformed = max((agg.malformed for agg in wanted.values()), default=0)
+        result.malformed += source.malformed
     if session_usd is not None:
         result.breaches += _over(wanted["session"].rows(), "session", session_usd)
     if day_usd is not None:

@@ -149,8 +149,8 @@ def test_several_logs_and_dirty_lines(tmp_path: Path, log: Path) -> None:
     result = check([log, other], session_usd=4.0)
     assert [(b.key, b.value) for b in result.breaches] == [("a", 5.5), ("b", 4.5)]
     # The one validity rule (the report's reader): a count of the wrong type makes the
-    # line skipped like a torn one, never an event.
-    assert (result.events, result.skipped, result.malformed) == (6, 2, 0)
+    # event malformed, never summed; the non-JSON and the torn line are skipped.
+    assert (result.events, result.skipped, result.malformed) == (6, 2, 1)
 
 
 def test_control_characters_made_visible(tmp_path: Path) -> None:
