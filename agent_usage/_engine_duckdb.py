@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._engine_python import COUNT_FIELDS, MAX_COUNT, MAX_USD
+from ._extras import missing_extra
 from ._match import MAX_LINE
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 __all__ = ["aggregate", "require"]
 
-_EXTRA = "pip install 'langchain-agent-usage[duckdb]'"
 _STRINGS = ("session_id", "model", "host", "status", "parent_invoke_id")
 _MONEY = ("cost_usd", "cache_savings_usd")
 # The Python rule's timestamp (msgspec's RFC 3339 reader), which DuckDB's cast is
@@ -47,8 +47,8 @@ def require() -> Any:
     """The duckdb module, or ImportError naming the extra."""
     try:
         import duckdb
-    except ImportError:
-        raise ImportError(f"the duckdb engine needs the duckdb extra: {_EXTRA}") from None
+    except ImportError as exc:
+        raise missing_extra("the duckdb engine", "duckdb", exc) from None
     return duckdb
 
 

@@ -25,11 +25,11 @@ from typing import Any
 import orjson
 
 from ._engine_python import COUNT_FIELDS, WITHOUT, to_utc
+from ._extras import missing_extra
 from ._source import BoundArg, EventSource, PathsArg
 
 __all__ = ["SCHEMA_FIELDS", "export_parquet"]
 
-_EXTRA = "pip install 'langchain-agent-usage[parquet]'"
 
 # name -> Arrow type name: the stable schema, in column order.
 SCHEMA_FIELDS: dict[str, str] = {
@@ -59,8 +59,8 @@ def _pyarrow() -> Any:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
-    except ImportError:
-        raise ImportError(f"Parquet export needs pyarrow: {_EXTRA}") from None
+    except ImportError as exc:
+        raise missing_extra("Parquet export", "parquet", exc) from None
     return pa, pq
 
 

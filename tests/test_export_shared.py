@@ -220,3 +220,37 @@ def test_backfill_bad_input_is_one_line(
     err = capsys.readouterr().err
     assert message in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "extra"),
+    [
+        ("opentelemetry", ["export", "otel", "LOG"], "otel"),
+        ("posthog", ["export", "posthog", "LOG", "--api-key", "k"], "posthog"),
+        ("duckdb", ["report", "LOG", "--engine", "duckdb"], "duckdb"),
+        ("pyarrow", ["export", "parquet", "LOG", "-o", "OUT"], "parquet"),
+    ],
+    ids=["otel", "posthog", "duckdb", "parquet"],
+)
+def test_missing_extra_is_a_one_line_cli_error(
+    tmp_path: Path, module: str, argv: list[str], extra: str
+) -> None:
+    """Each command that needs an extra says which, in one line with exit 2, not a traceback."""
+    log = tmp_path / "events.jsonl"
+    log.write_text('{"type": "llm_usage", "timestamp": "2026-11-22T09:00:00+00:00"}\n')
+    code = (
+        f"import sys; sys.modules[{module!r}] = None\n"
+        "from agent_usage._cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    paths = {"LOG": str(log), "OUT": str(tmp_path / "out")}
+    out = subprocess.run(
+        [sys.executable, "-c", code, *(paths.get(a, a) for a in argv)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1
+    assert f"pip install 'langchain-agent-usage[{extra}]'" in out.stderr
+    assert "Traceback" not in out.stderr

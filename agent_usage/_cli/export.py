@@ -84,10 +84,8 @@ def _header(text: str) -> tuple[str, str]:
 
 
 def _otel_exporter(args: argparse.Namespace) -> Any:
-    try:
-        from ..exporters.otel import OTelExporter
-    except ImportError:
-        raise CliError("needs the otel extra: pip install 'langchain-agent-usage[otel]'") from None
+    from ..exporters.otel import OTelExporter
+
     return OTelExporter.otlp_http(
         args.endpoint,
         headers=dict(args.header),
@@ -104,12 +102,8 @@ def _posthog_exporter(args: argparse.Namespace) -> Any:
     api_key = args.api_key or os.environ.get("POSTHOG_API_KEY")
     if not api_key:
         raise CliError("posthog needs --api-key (or $POSTHOG_API_KEY)")
-    try:
-        from ..exporters.posthog import PostHogExporter
-    except ImportError:
-        raise CliError(
-            "needs the posthog extra: pip install 'langchain-agent-usage[posthog]'"
-        ) from None
+    from ..exporters.posthog import PostHogExporter
+
     return PostHogExporter(
         api_key,
         host=args.endpoint,
@@ -131,7 +125,10 @@ def run(args: argparse.Namespace) -> int:
         return export_parquet.run(args)
     events = iter(open_source(args))  # a missing file or a bad date fails before any setup
     first = next(events, None)
-    exporter = _otel_exporter(args) if args.target == "otel" else _posthog_exporter(args)
+    try:  # a missing extra shows at the import (otel) or at construction (posthog)
+        exporter = _otel_exporter(args) if args.target == "otel" else _posthog_exporter(args)
+    except ImportError as exc:
+        raise CliError(str(exc)) from None
     count = 0
     flushing = True
     for event in events if first is None else itertools.chain([first], events):

@@ -1,4 +1,4 @@
-"""What both exporters share: event readers, the install hint, counters, deadlines, fork safety.
+"""What both exporters share: event readers, counters, deadlines, fork safety.
 
 The exporters hold no queue or thread of their own: the OpenTelemetry SDK's
 processors and the posthog client already queue, batch, retry and drop. What is
@@ -6,7 +6,6 @@ left to share is small:
 
 - `models_of`, `positive_int`: an event's per-model rows and its counts, read
   leniently (an exporter never raises on a malformed event).
-- `missing_extra`: the ImportError that names the extra to install.
 - `Counters`: what an exporter handed on, what the endpoint took, what it did
   not and why; thread-safe, each failure cause logged once. Counters are reset
   in a child made by `fork()` (its parent's counts are the parent's), and their
@@ -25,7 +24,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-__all__ = ["Counters", "missing_extra", "models_of", "positive_int", "reset_after_fork", "within"]
+__all__ = ["Counters", "models_of", "positive_int", "reset_after_fork", "within"]
 
 logger = logging.getLogger("agent_usage.exporters")
 
@@ -45,14 +44,6 @@ def positive_int(row: Mapping[str, Any], key: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     return 0
-
-
-def missing_extra(extra: str, exc: ImportError) -> ImportError:
-    """The error raised when an optional SDK is not installed."""
-    return ImportError(
-        f"this exporter needs the '{extra}' extra: pip install 'langchain-agent-usage[{extra}]' "
-        f"(missing module: {exc.name or exc})"
-    )
 
 
 class Counters:

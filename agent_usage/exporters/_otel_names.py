@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
-from ._common import missing_extra
+from .._extras import missing_extra
 
 try:
     from opentelemetry import trace
@@ -30,7 +30,7 @@ try:
     )
     from opentelemetry.semconv._incubating.metrics.gen_ai_metrics import GEN_AI_CLIENT_TOKEN_USAGE
 except ImportError as exc:
-    raise missing_extra("otel", exc) from None
+    raise missing_extra("the OpenTelemetry exporter", "otel", exc) from None
 
 __all__ = [
     "INSTRUMENTS",

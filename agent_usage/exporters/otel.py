@@ -44,7 +44,8 @@ import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._common import Counters, missing_extra, models_of, positive_int, within
+from .._extras import missing_extra
+from ._common import Counters, models_of, positive_int, within
 from ._otel_names import (
     COST_BUCKETS,
     DETAIL_TYPE,
@@ -81,7 +82,7 @@ try:
     from opentelemetry.semconv._incubating.attributes.session_attributes import SESSION_ID
     from opentelemetry.semconv._incubating.metrics.gen_ai_metrics import GEN_AI_CLIENT_TOKEN_USAGE
 except ImportError as exc:
-    raise missing_extra("otel", exc) from None
+    raise missing_extra("the OpenTelemetry exporter", "otel", exc) from None
 
 if TYPE_CHECKING:
     from ._otlp import Pipeline

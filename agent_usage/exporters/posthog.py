@@ -28,7 +28,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from ._common import Counters, missing_extra, models_of, positive_int, within
+from .._extras import missing_extra
+from ._common import Counters, models_of, positive_int, within
 
 __all__ = ["PostHogExporter", "generation_properties", "is_anthropic"]
 
@@ -163,7 +164,7 @@ class PostHogExporter:
             try:
                 from posthog.client import Client
             except ImportError as exc:
-                raise missing_extra("posthog", exc) from None
+                raise missing_extra("PostHogExporter", "posthog", exc) from None
             options: dict[str, Any] = {
                 "host": host,
                 "max_retries": max_retries,

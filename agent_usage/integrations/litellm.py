@@ -52,6 +52,7 @@ from types import CodeType, FrameType
 from typing import Any
 
 from .._event import Call, Tally
+from .._extras import missing_extra
 from .._pricing import PricesArg
 from .._scope import ActiveScopes, active_scopes, record_external_call
 from .._tracker import EventSink, Exporter, Scope, Tracker
@@ -60,10 +61,7 @@ from .._usage import Usage, normalize_usage
 try:
     from litellm.integrations.custom_logger import CustomLogger
 except ImportError as exc:
-    raise ImportError(
-        "agent_usage.integrations.litellm needs the 'litellm' extra: "
-        f"pip install 'langchain-agent-usage[litellm]' (missing module: {exc.name or exc})"
-    ) from None
+    raise missing_extra("agent_usage.integrations.litellm", "litellm", exc) from None
 
 __all__ = ["UsageLogger"]
 
