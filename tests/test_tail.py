@@ -134,8 +134,10 @@ def test_tail_from_start_formats_odd_events_readably(
         (["tail", "{tmp}"], "Is a directory"),
         (["tail", "{tmp}/fifo"], "cannot follow {tmp}/fifo: not a regular file (a FIFO)"),
         (["tail", "{tmp}/e.jsonl", "--interval", "0"], "--interval must be positive"),
+        (["tail", "{tmp}/e.jsonl", "--interval", "nan"], "--interval must be positive"),
+        (["tail", "{tmp}/e.jsonl", "--interval", "inf"], "--interval must be positive"),
     ],
-    ids=["directory", "fifo", "bad-interval"],
+    ids=["directory", "fifo", "zero-interval", "nan-interval", "inf-interval"],
 )
 def test_tail_bad_input_is_one_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from agent_usage._read import follow
 
     path: str = args.path
-    if args.interval <= 0:
+    if not 0 < args.interval < float("inf"):  # nan and inf too
         raise CliError(f"--interval must be positive, got {args.interval}")
     if os.path.isdir(path):
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
