@@ -118,9 +118,9 @@ def check(
     _limit("session_usd", session_usd)
     _limit("day_usd", day_usd)
     _limit("max_without_usage", max_without_usage, percent=True)
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    sources = [EventSource(p, since=since, until=until, prices=prices) for p in paths]
+    # One source over every path, as `report` reads them: a file named twice (or
+    # matched by two globs) is read once.
+    source = EventSource(paths, since=since, until=until, prices=prices)
     wanted: dict[str, Aggregate] = {}
     if session_usd is not None:
         wanted["session"] = Aggregate(by="session")
@@ -129,14 +129,13 @@ def check(
     if max_without_usage is not None or fail_on_unpriced:
         wanted["model"] = Aggregate(by="model")
     result = CheckResult()
-    for source in sources:
-        # The typed records: one decode per line, checked once for every aggregate.
-        for batch in source.records():
-            result.events += len(batch)
-            for agg in wanted.values():
-                agg.feed_records(batch)
-        result.skipped += source.skipped
-        result.malformed += source.malformed
+    # The typed records: one decode per line, checked once for every aggregate.
+    for batch in source.records():
+        result.events += len(batch)
+        for agg in wanted.values():
+            agg.feed_records(batch)
+    result.skipped = source.skipped
+    result.malformed = source.malformed
     if session_usd is not None:
         result.breaches += _over(wanted["session"].rows(), "session", session_usd)
     if day_usd is not None:

@@ -153,6 +153,13 @@ def test_several_logs_and_dirty_lines(tmp_path: Path, log: Path) -> None:
     assert (result.events, result.skipped, result.malformed) == (6, 2, 1)
 
 
+def test_a_log_named_twice_is_read_once(log: Path) -> None:
+    """As in `report`: the same file by two names (path and glob) counts once."""
+    result = check([log, log.parent / "*.jsonl"], session_usd=4.0)
+    assert result.events == 5
+    assert [(b.key, b.value) for b in result.breaches] == [("a", 5.5)]
+
+
 def test_control_characters_made_visible(tmp_path: Path) -> None:
     """A session id from the log cannot put escape sequences on the operator's terminal."""
     path = write(tmp_path / "e.jsonl", line("2026-11-22T09:00:00+00:00", "x\x1b[2Jy", 9.0))
