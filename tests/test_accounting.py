@@ -403,10 +403,10 @@ async def test_cancelled_task_logs_cancelled(tmp_path: Path) -> None:
     g.add_edge("wait", END)
     agent = track_usage(g.compile(), EventLog(log_path))
     task = asyncio.create_task(agent.ainvoke({"messages": [HumanMessage("x")]}))
-    await started.wait()
+    await asyncio.wait_for(started.wait(), timeout=10)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await task
+        await asyncio.wait_for(task, timeout=10)
     [event] = events(log_path)
     assert (event["status"], event["input_tokens"]) == ("cancelled", 60)
 

@@ -129,7 +129,7 @@ def test_kill_9_mid_write_never_glues_the_next_append(tmp_path: Path) -> None:
         child = run_child(CRASH_CHILD, str(path))
         wait_for_growth(path, 3_500_000)  # a few events into this run
         child.send_signal(signal.SIGKILL)
-        child.wait()
+        child.wait(timeout=10)
         with EventLog(path) as log:
             log.append(usage_event(seq=round_))
     reader = read_events(path, types={"llm_usage"})

@@ -30,7 +30,7 @@ def run_to_end(code: str, *args: str, timeout: float = 60, **kwargs: Any) -> str
     finally:
         if child.poll() is None:
             child.kill()
-            child.wait()
+            child.wait(timeout=10)
     assert child.returncode == 0, err.decode()
     return str(out.decode())
 

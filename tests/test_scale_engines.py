@@ -196,11 +196,16 @@ def test_every_reader_draws_the_line_at_the_same_length(tmp_path: Path, extra: i
     assert reader.skipped == (0 if counted else 1)
 
     stop = threading.Event()
+    deadline = threading.Timer(10, stop.set)  # a follower that never gets there fails
+    deadline.start()
     followed = []
-    for e in follow(path, types={"llm_usage"}, from_start=True, stop=stop, poll_interval=0.01):
-        followed.append(e["session_id"])
-        if followed.count("small") == 2:
-            break
+    try:
+        for e in follow(path, types={"llm_usage"}, from_start=True, stop=stop, poll_interval=0.01):
+            followed.append(e["session_id"])
+            if followed.count("small") == 2:
+                break
+    finally:
+        deadline.cancel()
     assert followed == (["small", "big", "small"] if counted else ["small", "small"])
 
     rows = {r["session_id"]: r["events"] for r in report(path, engine="python")}

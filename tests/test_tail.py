@@ -59,7 +59,7 @@ class Tail:
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait()
+            self.proc.wait(timeout=10)
         self.reader.join(timeout=10)
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream:
